@@ -256,6 +256,11 @@ export interface WorkerBackend {
   completeMany(params: CompleteParams): Awaitable<readonly LeaseOutcome[]>;
   failMany(params: FailParams): Awaitable<readonly FailOutcome[]>;
   extendLeases(params: ExtendParams): Awaitable<readonly ExtendOutcome[]>;
+  /**
+   * Give back jobs this worker claimed but never started (graceful shutdown): each goes back
+   * to `waiting` at once, with attempts and stalls unchanged. Stale refs are ignored ('stale').
+   */
+  releaseMany(params: { readonly items: readonly LeaseRef[]; readonly now: number }): Awaitable<readonly LeaseOutcome[]>;
   /** Return expired leases to `waiting`, or `failed` after `maxStalls`. */
   recoverStalled(params: RecoverParams): Awaitable<readonly RecoveredJob[]>;
   updateProgress(params: ProgressParams): Awaitable<JobWriteOutcome>;

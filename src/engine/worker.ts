@@ -1,0 +1,701 @@
+/**
+ * The worker: claims jobs in batches into a small local buffer, runs up to `concurrency`
+ * handlers, renews their leases, acknowledges in batches and recovers stalled jobs.
+ *
+ * It talks to storage only through `WorkerBackend` (claim / ack / heartbeat / recover),
+ * which a database store and the HTTP client both implement.
+ *
+ * Life of a job inside a worker:
+ *   claimed ──▶ buffer ──▶ running ──▶ ack queued ──▶ written (completeMany / failMany)
+ * Every job held (buffered or running) has its lease renewed every `leaseMs / 3`. A lease
+ * the store reports as lost aborts the handler's signal; whatever the handler returns
+ * afterwards is discarded, because the store would reject it anyway (fencing).
+ */
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { ConveyorError, JobTimeoutError, LeaseLostError, ValidationError } from '../errors.ts';
+import type { AttemptError, RetentionOption } from '../job.ts';
+import type { ClaimedJob, ClaimResult, CompleteItem, FailItem, FailOutcome, LeaseOutcome, StoreSignal, WorkerBackend } from '../store/contract.ts';
+import { checkDuration, checkInteger, checkQueueName, rejectUnknownKeys, serializeJson, DEFAULT_MAX_PAYLOAD_BYTES } from '../options.ts';
+import { AckBatcher } from './ack-batcher.ts';
+import { isPromiseLike } from './enqueue-batcher.ts';
+import { Job } from './job.ts';
+import { nextAttemptAt, type BackoffStrategy } from './retry-policy.ts';
+
+/** What a handler receives besides the job: everything it may need, by name. */
+export interface JobContext<Data = unknown> {
+  readonly job: Job<Data>;
+  /** Aborted when the job times out, its lease is lost, or the worker shuts down past its deadline. */
+  readonly signal: AbortSignal;
+  /** 1 for the first try. */
+  readonly attempt: number;
+  readonly workerId: string;
+  /** Saves a progress value for the job (fenced by this attempt's lease). */
+  progress(value: unknown): Promise<void>;
+  /** Appends a line to the job's log. */
+  log(message: string): Promise<void>;
+}
+
+export type Handler<Data = unknown, Result = unknown> = (job: Job<Data>, context: JobContext<Data>) => Result | Promise<Result>;
+
+export interface WorkerOptions {
+  /** Handlers running at once. Default 1. */
+  readonly concurrency?: number;
+  /** Most jobs taken per claim. Default: max(concurrency, 10), at most 1000. */
+  readonly batchSize?: number;
+  /** Jobs claimed ahead of free handler slots. Default: concurrency. 0 claims only for free slots. */
+  readonly prefetch?: number;
+  /** Lease length in ms; renewed every third of it. Default 30,000. */
+  readonly leaseMs?: number;
+  /** How many times a job may stall before it goes to `failed`. Default 1. */
+  readonly maxStalls?: number;
+  /** How often this worker looks for expired leases to recover, in ms. Default leaseMs / 2. */
+  readonly stalledCheckMs?: number;
+  /** Safety-net poll while idle, in ms, in case a wake-up signal is missed. Default 5,000. */
+  readonly pollMs?: number;
+  /** Named backoff functions for jobs with `backoff: { type: name }`. */
+  readonly backoffStrategies?: Readonly<Record<string, BackoffStrategy>>;
+  /** Start claiming at once. Default true; with false call `run()`. */
+  readonly autorun?: boolean;
+  /** Prefix of this worker's id, which is also the lease owner recorded on jobs. */
+  readonly name?: string;
+}
+
+const WORKER_OPTION_KEYS: Record<keyof WorkerOptions, true> = {
+  concurrency: true,
+  batchSize: true,
+  prefetch: true,
+  leaseMs: true,
+  maxStalls: true,
+  stalledCheckMs: true,
+  pollMs: true,
+  backoffStrategies: true,
+  autorun: true,
+  name: true,
+};
+
+const WORKER_HINTS: Readonly<Record<string, string>> = {
+  lockDuration: 'use leaseMs',
+  maxStalledCount: 'use maxStalls',
+  stalledInterval: 'use stalledCheckMs',
+  drainDelay: 'workers wake on new jobs without polling; pollMs sets the safety-net poll',
+  settings: 'pass backoffStrategies: { name: fn } directly',
+  connection: 'workers use the Conveyor they were created from',
+  limiter: 'rate limits are not available yet',
+};
+
+interface Settings {
+  readonly concurrency: number;
+  readonly batchSize: number;
+  readonly prefetch: number;
+  readonly leaseMs: number;
+  readonly maxStalls: number;
+  readonly stalledCheckMs: number;
+  readonly pollMs: number;
+  readonly backoffStrategies: Readonly<Record<string, BackoffStrategy>> | undefined;
+  readonly autorun: boolean;
+}
+
+function normalizeWorkerOptions(o: WorkerOptions | undefined): Settings & { name: string | undefined } {
+  if (o !== undefined && (typeof o !== 'object' || o === null)) {
+    throw new ValidationError('INVALID_ARGUMENT', 'worker options must be an object');
+  }
+  if (o) rejectUnknownKeys(o, WORKER_OPTION_KEYS, 'worker options', WORKER_HINTS);
+  const concurrency = o?.concurrency === undefined ? 1 : checkInteger(o.concurrency, 'concurrency', 1, 10_000);
+  const leaseMs = o?.leaseMs === undefined ? 30_000 : checkDuration(o.leaseMs, 'leaseMs', 100);
+  return {
+    concurrency,
+    batchSize: o?.batchSize === undefined ? Math.min(1000, Math.max(concurrency, 10)) : checkInteger(o.batchSize, 'batchSize', 1, 1000),
+    prefetch: o?.prefetch === undefined ? concurrency : checkInteger(o.prefetch, 'prefetch', 0, 10_000),
+    leaseMs,
+    maxStalls: o?.maxStalls === undefined ? 1 : checkInteger(o.maxStalls, 'maxStalls', 0, 1000),
+    stalledCheckMs: o?.stalledCheckMs === undefined ? Math.max(50, Math.round(leaseMs / 2)) : checkDuration(o.stalledCheckMs, 'stalledCheckMs', 10),
+    pollMs: o?.pollMs === undefined ? 5000 : checkDuration(o.pollMs, 'pollMs', 10),
+    backoffStrategies: o?.backoffStrategies,
+    autorun: o?.autorun ?? true,
+    name: o?.name,
+  };
+}
+
+/** Carried beside each acknowledgement for the events emitted once the store has answered. */
+interface AckMeta {
+  readonly job: Job;
+  readonly value: unknown;
+  readonly error: Error | undefined;
+}
+
+/** One job this worker holds: buffered (not started) or running. */
+interface Held {
+  readonly record: ClaimedJob;
+  readonly job: Job;
+  readonly controller: AbortController;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  running: boolean;
+  /** The attempt is over for this worker (acked, timed out or lease lost); later outcomes are ignored. */
+  settled: boolean;
+}
+
+export interface WorkerEvents<Data, Result> {
+  active: [job: Job<Data, Result>];
+  completed: [job: Job<Data, Result>, result: Result];
+  /** Every failed attempt; `willRetry` says whether another attempt is scheduled. */
+  failed: [job: Job<Data, Result>, error: Error, willRetry: boolean];
+  stalled: [jobId: string, queue: string, state: 'waiting' | 'failed'];
+  /** The store rejected this worker's hold on a job (its lease expired or it was cancelled). */
+  leaseLost: [job: Job<Data, Result>];
+  /** Nothing left to do for now: the buffer is empty, no handler runs, the last claim found nothing. */
+  drained: [];
+  error: [error: Error];
+  closed: [];
+}
+
+export interface WorkerStats {
+  readonly claimed: number;
+  readonly completed: number;
+  readonly failed: number;
+  /** Acknowledgements the store rejected (or that were dropped because the lease was known lost). */
+  readonly staleAcks: number;
+  readonly stalledRecovered: number;
+  readonly active: number;
+  readonly buffered: number;
+}
+
+export interface WorkerDeps {
+  readonly backend: WorkerBackend;
+  readonly maxPayloadBytes?: number;
+  /** Called once the worker has closed, so its owner can forget it. */
+  readonly onClosed?: () => void;
+  /** Applies count/age retention after finished jobs were written (the owner throttles it). */
+  readonly retention?: (queue: string, state: 'completed' | 'failed', policy: Exclude<RetentionOption, boolean>) => void;
+}
+
+export class Worker<Data = unknown, Result = unknown> extends EventEmitter<WorkerEvents<Data, Result>> {
+  readonly id: string;
+  readonly queues: readonly string[];
+  readonly concurrency: number;
+  private readonly settings: Settings;
+  private readonly handler: Handler<Data, Result>;
+  private readonly backend: WorkerBackend;
+  private readonly maxPayloadBytes: number;
+  private readonly acks: AckBatcher<AckMeta>;
+  private readonly held = new Map<string, Held>();
+  private buffer: Held[] = [];
+  private runningCount = 0;
+  private claiming = false;
+  private wakeRequested = false;
+  private started = false;
+  private closing: Promise<void> | undefined;
+  private closed = false;
+  private paused = false;
+  private drainedEmitted = false;
+  private claimErrors = 0;
+  private idleTimer: ReturnType<typeof setTimeout> | undefined;
+  private idleTimerAt = Infinity;
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private stalledTimer: ReturnType<typeof setInterval> | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private idleWaiters: Array<() => void> = [];
+  private readonly onClosed: (() => void) | undefined;
+  private readonly retention: WorkerDeps['retention'];
+  private counters = { claimed: 0, completed: 0, failed: 0, staleAcks: 0, stalledRecovered: 0 };
+
+  constructor(queues: string | readonly string[], handler: Handler<Data, Result>, options: WorkerOptions | undefined, deps: WorkerDeps) {
+    super();
+    const list = typeof queues === 'string' ? [queues] : [...queues];
+    if (list.length === 0) throw new ValidationError('INVALID_ARGUMENT', 'a worker needs at least one queue');
+    for (const q of list) checkQueueName(q);
+    if (typeof handler !== 'function') throw new ValidationError('INVALID_ARGUMENT', 'a worker needs a handler function: (job, context) => result');
+    const s = normalizeWorkerOptions(options);
+    this.settings = s;
+    this.queues = list;
+    this.concurrency = s.concurrency;
+    this.handler = handler;
+    this.backend = deps.backend;
+    this.maxPayloadBytes = deps.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.onClosed = deps.onClosed;
+    this.retention = deps.retention;
+    this.id = `${s.name ?? 'worker'}:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.acks = new AckBatcher(this.backend, {
+      onCompleted: (item, meta, outcome) => this.afterComplete(item, meta, outcome),
+      onFailed: (item, meta, outcome) => this.afterFail(meta, outcome),
+      onError: (err) => this.reportError(err),
+    });
+    if (s.autorun) queueMicrotask(() => this.run());
+  }
+
+  /** Starts claiming. Called automatically unless `autorun: false`. */
+  run(): void {
+    if (this.started || this.closing) return;
+    this.started = true;
+    this.unsubscribe = this.backend.subscribe((signal) => this.onSignal(signal));
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), Math.max(10, Math.floor(this.settings.leaseMs / 3)));
+    this.heartbeatTimer.unref();
+    this.stalledTimer = setInterval(() => this.recoverStalled(), this.settings.stalledCheckMs);
+    this.stalledTimer.unref();
+    this.recoverStalled();
+    this.pump();
+  }
+
+  /** Stops taking new jobs until `resume()`; running jobs go on. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.requestWake();
+  }
+
+  get isRunning(): boolean {
+    return this.started && !this.closing;
+  }
+
+  stats(): WorkerStats {
+    return { ...this.counters, active: this.runningCount, buffered: this.buffer.length };
+  }
+
+  /** The jobs running right now (for shutdown messages and the server's worker list). */
+  activeJobs(): ReadonlyArray<{ id: string; queue: string; name: string; startedAt: number | null }> {
+    const out = [];
+    for (const h of this.held.values()) if (h.running) out.push({ id: h.record.id, queue: h.record.queue, name: h.record.name, startedAt: h.record.startedAt });
+    return out;
+  }
+
+  /** Resolves when nothing is buffered, running or waiting to be acknowledged. */
+  async whenIdle(): Promise<void> {
+    while (this.held.size > 0 || this.acks.size > 0) {
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    }
+  }
+
+  /**
+   * Graceful shutdown: stop claiming, hand buffered jobs back at once, wait for running
+   * handlers up to `timeoutMs` (default 30 s), write their acknowledgements, then stop.
+   * Handlers still running at the deadline get their signal aborted; their leases are left
+   * to expire, so those jobs run again elsewhere rather than twice at once.
+   */
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.closing ??= this.shutdown(options.timeoutMs === undefined ? 30_000 : checkDuration(options.timeoutMs, 'timeoutMs'));
+    return this.closing;
+  }
+
+  private async shutdown(timeoutMs: number): Promise<void> {
+    this.clearIdleTimer();
+    await this.releaseBuffered();
+    if (this.runningCount > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), timeoutMs);
+      });
+      const outcome = await Promise.race([this.waitForRunning(), deadline]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') {
+        for (const h of this.held.values()) {
+          if (h.running && !h.settled) {
+            h.settled = true;
+            h.controller.abort(new ConveyorError('CLOSED', `worker closed while job ${h.record.id} was still running`));
+            this.forget(h);
+          }
+        }
+      }
+    }
+    await this.acks.drain();
+    clearInterval(this.heartbeatTimer);
+    clearInterval(this.stalledTimer);
+    this.unsubscribe?.();
+    this.closed = true;
+    this.wakeIdleWaiters();
+    this.onClosed?.();
+    this.emit('closed');
+  }
+
+  private async waitForRunning(): Promise<void> {
+    while (this.runningCount > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private async releaseBuffered(): Promise<void> {
+    const buffered = this.buffer;
+    this.buffer = [];
+    if (buffered.length === 0) return;
+    for (const h of buffered) {
+      h.settled = true;
+      this.forget(h);
+    }
+    try {
+      await this.backend.releaseMany({ items: buffered.map((h) => ({ id: h.record.id, token: h.record.lease.token })), now: Date.now() });
+    } catch (err) {
+      // Not fatal: the leases expire and the jobs are recovered as stalled.
+      this.reportError(err);
+    }
+  }
+
+  // ------------------------------------------------------------------ claiming
+
+  private onSignal(signal: StoreSignal): void {
+    if (this.closing) return;
+    switch (signal.type) {
+      case 'enqueued':
+        if (!this.queues.includes(signal.queue)) return;
+        if (signal.runAt > Date.now() + 1) this.wakeAt(signal.runAt);
+        else this.requestWake();
+        return;
+      case 'resumed':
+        if (this.queues.includes(signal.queue)) this.requestWake();
+        return;
+      case 'changed':
+        this.requestWake();
+        return;
+      default:
+        return;
+    }
+  }
+
+  private requestWake(): void {
+    this.wakeRequested = true;
+    if (!this.claiming) queueMicrotask(() => this.pump());
+  }
+
+  private wakeAt(at: number): void {
+    if (at >= this.idleTimerAt) return;
+    this.clearIdleTimer();
+    this.idleTimerAt = at;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      this.idleTimerAt = Infinity;
+      this.pump();
+    }, Math.max(0, at - Date.now()));
+  }
+
+  private clearIdleTimer(): void {
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    this.idleTimerAt = Infinity;
+  }
+
+  /** Starts buffered jobs in free slots, then claims more if the buffer runs low. */
+  private pump(): void {
+    this.startBuffered();
+    if (this.closing || this.paused || this.claiming || !this.started) return;
+    const capacity = this.settings.concurrency + this.settings.prefetch;
+    const held = this.held.size;
+    if (held >= capacity) return;
+    // Claim when the buffer can no longer fill the free slots, or on a wake-up while idle.
+    const lowWater = Math.floor(this.settings.prefetch / 2);
+    if (this.buffer.length > lowWater && !this.wakeRequested) return;
+    const limit = Math.min(this.settings.batchSize, capacity - held);
+    this.claiming = true;
+    this.wakeRequested = false;
+    let result: ClaimResult | PromiseLike<ClaimResult>;
+    try {
+      result = this.backend.claim({ queues: this.queues, workerId: this.id, limit, leaseMs: this.settings.leaseMs, now: Date.now() });
+    } catch (err) {
+      this.onClaimError(err);
+      return;
+    }
+    if (isPromiseLike(result)) {
+      result.then(
+        (r) => this.onClaimed(r, limit),
+        (err: unknown) => this.onClaimError(err),
+      );
+    } else {
+      this.onClaimed(result, limit);
+    }
+  }
+
+  private onClaimed(result: ClaimResult, limit: number): void {
+    this.claiming = false;
+    this.claimErrors = 0;
+    const jobs = result.jobs;
+    if (this.closing) {
+      // Claimed while shutting down: hand them straight back.
+      if (jobs.length > 0) {
+        void Promise.resolve(this.backend.releaseMany({ items: jobs.map((j) => ({ id: j.id, token: j.lease.token })), now: Date.now() })).catch((e: unknown) => this.reportError(e));
+      }
+      return;
+    }
+    this.counters.claimed += jobs.length;
+    for (const record of jobs) {
+      const h: Held = {
+        record,
+        job: new Job(record, { backend: this.backend, maxPayloadBytes: this.maxPayloadBytes }),
+        controller: new AbortController(),
+        timer: undefined,
+        running: false,
+        settled: false,
+      };
+      this.held.set(record.id, h);
+      this.buffer.push(h);
+    }
+    if (jobs.length > 0) this.drainedEmitted = false;
+    if (jobs.length >= limit || this.wakeRequested) {
+      queueMicrotask(() => this.pump());
+      return;
+    }
+    this.startBuffered();
+    if (jobs.length === 0 && this.held.size === 0 && this.acks.size === 0 && !this.drainedEmitted) {
+      this.drainedEmitted = true;
+      this.emit('drained');
+    }
+    // Sleep until the next delayed job is due or the safety-net poll, whichever is first;
+    // a signal (new job, resume, another process's write) wakes us earlier.
+    const pollAt = Date.now() + this.settings.pollMs;
+    this.wakeAt(result.nextRunAt === null ? pollAt : Math.min(pollAt, result.nextRunAt));
+  }
+
+  private onClaimError(err: unknown): void {
+    this.claiming = false;
+    this.claimErrors++;
+    this.reportError(err);
+    // Back off so a store outage is not hammered; reconnecting is the store's job.
+    this.wakeAt(Date.now() + Math.min(5000, 25 * 2 ** this.claimErrors));
+  }
+
+  // ------------------------------------------------------------------- running
+
+  private startBuffered(): void {
+    while (this.runningCount < this.settings.concurrency && this.buffer.length > 0 && !this.closing) {
+      const h = this.buffer.shift()!;
+      if (h.settled) continue;
+      this.runningCount++;
+      h.running = true;
+      this.execute(h);
+    }
+  }
+
+  private execute(h: Held): void {
+    const { record, job, controller } = h;
+    const timeout = record.opts.timeout;
+    if (timeout !== undefined) {
+      h.timer = setTimeout(() => this.onTimeout(h, timeout), timeout);
+    }
+    this.emit('active', job as Job<Data, Result>);
+    const context: JobContext<Data> = {
+      job: job as Job<Data>,
+      signal: controller.signal,
+      attempt: record.attemptsMade + 1,
+      workerId: this.id,
+      progress: (value) => job.updateProgress(value),
+      log: (message) => job.log(message),
+    };
+    let out: Result | Promise<Result>;
+    try {
+      out = this.handler(job as Job<Data>, context);
+    } catch (err) {
+      this.onAttemptFailed(h, err);
+      return;
+    }
+    if (isPromiseLike(out)) {
+      out.then(
+        (value) => this.onAttemptSucceeded(h, value),
+        (err: unknown) => this.onAttemptFailed(h, err),
+      );
+    } else {
+      this.onAttemptSucceeded(h, out);
+    }
+  }
+
+  private onTimeout(h: Held, timeoutMs: number): void {
+    if (h.settled) return;
+    const err = new JobTimeoutError(timeoutMs);
+    h.controller.abort(err);
+    this.onAttemptFailed(h, err, 'timeout');
+  }
+
+  private onAttemptSucceeded(h: Held, value: Result): void {
+    if (h.settled) return;
+    let text: string | null;
+    try {
+      text = value === undefined ? null : serializeJson(value, this.maxPayloadBytes, 'job result');
+    } catch (err) {
+      this.onAttemptFailed(h, err);
+      return;
+    }
+    this.finishAttempt(h);
+    this.acks.complete(
+      { id: h.record.id, token: h.record.lease.token, result: text, remove: h.record.opts.removeOnComplete === true },
+      { job: h.job, value, error: undefined },
+    );
+  }
+
+  private onAttemptFailed(h: Held, err: unknown, reason?: AttemptError['reason']): void {
+    if (h.settled) return;
+    const error = toError(err);
+    const attemptsMade = h.record.attemptsMade + 1;
+    const now = Date.now();
+    let retryAt: number | null;
+    let finalError = error;
+    try {
+      retryAt = nextAttemptAt({
+        opts: h.record.opts,
+        attemptsMade,
+        error: err,
+        now,
+        job: { id: h.record.id, name: h.record.name },
+        strategies: this.settings.backoffStrategies,
+      });
+    } catch (strategyError) {
+      // A missing or throwing backoff strategy ends the job rather than guessing a schedule.
+      retryAt = null;
+      finalError = toError(strategyError);
+      this.reportError(strategyError);
+    }
+    const attemptError: AttemptError = {
+      message: error.message,
+      name: error.name,
+      ...(error.stack === undefined ? {} : { stack: error.stack }),
+      at: now,
+      attempt: attemptsMade,
+      ...(reason ? { reason } : err instanceof Error && err.name === 'UnrecoverableError' ? { reason: 'unrecoverable' as const } : {}),
+    };
+    this.finishAttempt(h);
+    this.acks.fail(
+      {
+        id: h.record.id,
+        token: h.record.lease.token,
+        error: attemptError,
+        retryAt,
+        remove: retryAt === null && h.record.opts.removeOnFail === true,
+      },
+      { job: h.job, value: undefined, error: finalError },
+    );
+  }
+
+  /** The handler is done with this attempt: free the slot and start the next job. */
+  private finishAttempt(h: Held): void {
+    h.settled = true;
+    if (h.timer !== undefined) clearTimeout(h.timer);
+    this.forget(h);
+    this.pump();
+  }
+
+  private forget(h: Held): void {
+    if (this.held.get(h.record.id) === h) this.held.delete(h.record.id);
+    if (h.running) {
+      h.running = false;
+      this.runningCount--;
+    }
+    this.wakeIdleWaiters();
+  }
+
+  private wakeIdleWaiters(): void {
+    if (this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  // ------------------------------------------------------------ acknowledgement
+
+  private afterComplete(item: CompleteItem, meta: AckMeta, outcome: LeaseOutcome): void {
+    const job = meta.job as Job<Data, Result>;
+    if (outcome.status === 'applied') {
+      this.counters.completed++;
+      this.emit('completed', job, meta.value as Result);
+      const keep = job.opts.removeOnComplete;
+      if (keep !== undefined && keep !== true && keep !== false) this.retention?.(job.queueName, 'completed', keep);
+    } else {
+      this.counters.staleAcks++;
+      this.emit('leaseLost', job);
+    }
+    this.afterAck();
+  }
+
+  private afterFail(meta: AckMeta, outcome: FailOutcome): void {
+    const job = meta.job as Job<Data, Result>;
+    if (outcome.status === 'applied') {
+      this.counters.failed++;
+      this.emit('failed', job, meta.error ?? new Error('job failed'), outcome.state !== 'failed');
+      const keep = job.opts.removeOnFail;
+      if (outcome.state === 'failed' && keep !== undefined && keep !== true && keep !== false) this.retention?.(job.queueName, 'failed', keep);
+    } else {
+      this.counters.staleAcks++;
+      this.emit('leaseLost', job);
+    }
+    this.afterAck();
+  }
+
+  private afterAck(): void {
+    this.wakeIdleWaiters();
+    if (this.held.size === 0 && this.acks.size === 0 && !this.claiming && !this.drainedEmitted && this.idleTimer !== undefined) {
+      this.drainedEmitted = true;
+      this.emit('drained');
+    }
+  }
+
+  // --------------------------------------------------------------- maintenance
+
+  private heartbeat(): void {
+    if (this.held.size === 0) return;
+    const holds = [...this.held.values()].filter((h) => !h.settled);
+    if (holds.length === 0) return;
+    const now = Date.now();
+    let result;
+    try {
+      result = this.backend.extendLeases({ items: holds.map((h) => ({ id: h.record.id, token: h.record.lease.token })), leaseMs: this.settings.leaseMs, now });
+    } catch (err) {
+      this.reportError(err);
+      return;
+    }
+    Promise.resolve(result).then(
+      (outcomes) => {
+        for (let i = 0; i < holds.length; i++) {
+          if (outcomes[i]?.status === 'stale') this.onLeaseLost(holds[i]!);
+        }
+      },
+      (err: unknown) => this.reportError(err),
+    );
+  }
+
+  private onLeaseLost(h: Held): void {
+    if (h.settled) return;
+    h.settled = true;
+    if (h.timer !== undefined) clearTimeout(h.timer);
+    this.counters.staleAcks++;
+    h.controller.abort(new LeaseLostError(`lost the lease on job ${h.record.id}: it expired or the job was cancelled`));
+    this.buffer = this.buffer.filter((b) => b !== h);
+    this.forget(h);
+    this.emit('leaseLost', h.job as Job<Data, Result>);
+    this.pump();
+  }
+
+  private recoverStalled(): void {
+    if (this.closing) return;
+    let result;
+    try {
+      result = this.backend.recoverStalled({ queues: this.queues, maxStalls: this.settings.maxStalls, limit: 1000, now: Date.now() });
+    } catch (err) {
+      this.reportError(err);
+      return;
+    }
+    Promise.resolve(result).then(
+      (recovered) => {
+        for (const r of recovered) {
+          this.counters.stalledRecovered++;
+          this.emit('stalled', r.id, r.queue, r.state);
+        }
+        if (recovered.some((r) => r.state === 'waiting')) this.requestWake();
+      },
+      (err: unknown) => this.reportError(err),
+    );
+  }
+
+  private reportError(err: unknown): void {
+    const error = toError(err);
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+    else if (!this.closed) process.emitWarning(`conveyor worker ${this.id}: ${error.message}`, { code: 'CONVEYOR_WORKER_ERROR' });
+  }
+}
+
+function toError(err: unknown): Error {
+  if (err instanceof Error) return err;
+  return new Error(typeof err === 'string' ? err : `non-error thrown: ${safeString(err)}`);
+}
+
+function safeString(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * The worker's writes after a claim: complete, fail, extend, progress, logs, and stall
+ * recovery.
+ *
+ * Fencing: an acknowledgement applies only while the job is still `active` with the lease
+ * token it was claimed with. The check is part of each UPDATE's WHERE clause, so it is
+ * atomic with the write, and a miss is reported as `stale` (never thrown). Items carry no
+ * queue: a key plus a random token is unambiguous, and a seq is unique anyway.
+ */
+import type { StatementSync } from 'node:sqlite';
+import type {
+  AddLogsParams,
+  CompleteParams,
+  ExtendOutcome,
+  ExtendParams,
+  FailOutcome,
+  FailParams,
+  JobWriteOutcome,
+  LeaseOutcome,
+  LeaseRef,
+  ProgressParams,
+  RecoveredJob,
+  RecoverParams,
+} from '../../store/contract.ts';
+import { deleteLogs, type StoreContext } from './context.ts';
+import { ByIdStatement, JobLocator, type LocatedJob } from './lookup.ts';
+import { publicId, STATE } from './rows.ts';
+
+const CLEAR_LEASE = 'lease_owner = NULL, lease_token = NULL, lease_until = NULL';
+
+const APPLIED = Object.freeze({ status: 'applied' as const });
+const STALE = Object.freeze({ status: 'stale' as const });
+const NOT_FOUND = Object.freeze({ status: 'not_found' as const });
+
+export class Acks {
+  readonly #ctx: StoreContext;
+  readonly #locator: JobLocator;
+  // ?1 result, ?2 now, ?3 id, ?4 token
+  readonly #complete: ByIdStatement;
+  // ?1 id, ?2 token
+  readonly #completeRemove: ByIdStatement;
+  // ?1 state, ?2 run_at (null keeps it), ?3 finished_at, ?4 error JSON, ?5 id, ?6 token
+  readonly #fail: ByIdStatement;
+  // ?1 id, ?2 token
+  readonly #failRemove: ByIdStatement;
+  // ?1 now, ?2 default lease ms, ?3 id, ?4 token
+  readonly #extend: ByIdStatement;
+  // ?1 id, ?2 token
+  readonly #release: ByIdStatement;
+  #recoverAll: StatementSync | undefined;
+  #recoverSome: StatementSync | undefined;
+
+  constructor(ctx: StoreContext, locator: JobLocator) {
+    this.#ctx = ctx;
+    this.#locator = locator;
+    this.#complete = new ByIdStatement(
+      ctx,
+      `UPDATE jobs SET state = ${STATE.completed}, result = ?1, finished_at = ?2, attempts_made = attempts_made + 1, ${CLEAR_LEASE}
+       WHERE $ID AND state = 1 AND lease_token = ?4 RETURNING queue`,
+      '?3',
+    );
+    this.#completeRemove = new ByIdStatement(
+      ctx,
+      'DELETE FROM jobs WHERE $ID AND state = 1 AND lease_token = ?2 RETURNING seq, queue',
+      '?1',
+    );
+    this.#fail = new ByIdStatement(
+      ctx,
+      `UPDATE jobs SET state = ?1, run_at = coalesce(?2, run_at), finished_at = ?3, attempts_made = attempts_made + 1,
+         errors = json_insert(coalesce(errors, '[]'), '$[#]', json(?4)), ${CLEAR_LEASE}
+       WHERE $ID AND state = 1 AND lease_token = ?6 RETURNING queue`,
+      '?5',
+    );
+    this.#failRemove = new ByIdStatement(
+      ctx,
+      'DELETE FROM jobs WHERE $ID AND state = 1 AND lease_token = ?2 RETURNING seq, queue',
+      '?1',
+    );
+    this.#extend = new ByIdStatement(
+      ctx,
+      'UPDATE jobs SET lease_until = ?1 + coalesce(lease_ms, ?2) WHERE $ID AND state = 1 AND lease_token = ?4 RETURNING lease_until',
+      '?3',
+    );
+    // run_at is kept, so a released job keeps its place at the front of its queue.
+    this.#release = new ByIdStatement(
+      ctx,
+      `UPDATE jobs SET state = ${STATE.waiting}, ${CLEAR_LEASE} WHERE $ID AND state = 1 AND lease_token = ?2 RETURNING queue`,
+      '?1',
+    );
+  }
+
+  /** Runs inside a write transaction. */
+  complete(params: CompleteParams): LeaseOutcome[] {
+    const { now } = params;
+    const signals = this.#ctx.signals.active ? this.#ctx.signals : null;
+    const out = new Array<LeaseOutcome>(params.items.length);
+    for (let i = 0; i < params.items.length; i++) {
+      const item = params.items[i]!;
+      let row: { queue: number; seq?: number } | undefined;
+      if (item.remove) {
+        const [stmt, id] = this.#completeRemove.for(item.id);
+        row = stmt.get(id, item.token) as { seq: number; queue: number } | undefined;
+        if (row !== undefined) deleteLogs(this.#ctx, row.seq!);
+      } else {
+        const [stmt, id] = this.#complete.for(item.id);
+        row = stmt.get(item.result, now, id, item.token) as { queue: number } | undefined;
+      }
+      if (row === undefined) {
+        out[i] = STALE;
+        continue;
+      }
+      out[i] = APPLIED;
+      signals?.push({ type: 'finished', queue: this.#ctx.queues.nameOf(row.queue), id: item.id, state: 'completed' });
+    }
+    return out;
+  }
+
+  /** Runs inside a write transaction. */
+  fail(params: FailParams): FailOutcome[] {
+    const { now } = params;
+    const signals = this.#ctx.signals.active ? this.#ctx.signals : null;
+    const out = new Array<FailOutcome>(params.items.length);
+    for (let i = 0; i < params.items.length; i++) {
+      const item = params.items[i]!;
+      const { retryAt } = item;
+      if (retryAt === null && item.remove) {
+        const [stmt, id] = this.#failRemove.for(item.id);
+        const row = stmt.get(id, item.token) as { seq: number; queue: number } | undefined;
+        if (row === undefined) {
+          out[i] = STALE;
+          continue;
+        }
+        deleteLogs(this.#ctx, row.seq);
+        out[i] = { status: 'applied', state: 'failed' };
+        signals?.push({ type: 'finished', queue: this.#ctx.queues.nameOf(row.queue), id: item.id, state: 'failed' });
+        continue;
+      }
+      const state = retryAt === null ? 'failed' : retryAt > now ? 'delayed' : 'waiting';
+      const [stmt, id] = this.#fail.for(item.id);
+      const row = stmt.get(
+        STATE[state],
+        retryAt,
+        retryAt === null ? now : null,
+        JSON.stringify(item.error),
+        id,
+        item.token,
+      ) as { queue: number } | undefined;
+      if (row === undefined) {
+        out[i] = STALE;
+        continue;
+      }
+      out[i] = { status: 'applied', state };
+      if (signals !== null) {
+        const queue = this.#ctx.queues.nameOf(row.queue);
+        signals.push(
+          retryAt === null ? { type: 'finished', queue, id: item.id, state } : { type: 'enqueued', queue, runAt: retryAt },
+        );
+      }
+    }
+    return out;
+  }
+
+  /** Runs inside a write transaction. */
+  extend(params: ExtendParams): ExtendOutcome[] {
+    const out = new Array<ExtendOutcome>(params.items.length);
+    for (let i = 0; i < params.items.length; i++) {
+      const item = params.items[i]!;
+      const [stmt, id] = this.#extend.for(item.id);
+      const row = stmt.get(params.now, params.leaseMs, id, item.token) as { lease_until: number } | undefined;
+      out[i] = row === undefined ? STALE : { status: 'applied', expiresAt: row.lease_until };
+    }
+    return out;
+  }
+
+  /**
+   * Claimed-but-never-started jobs go back to waiting with attempts and stalls unchanged.
+   * Runs inside a write transaction.
+   */
+  release(params: { readonly items: readonly LeaseRef[]; readonly now: number }): LeaseOutcome[] {
+    const signals = this.#ctx.signals.active ? this.#ctx.signals : null;
+    const out = new Array<LeaseOutcome>(params.items.length);
+    const queues = new Set<number>();
+    for (let i = 0; i < params.items.length; i++) {
+      const item = params.items[i]!;
+      const [stmt, id] = this.#release.for(item.id);
+      const row = stmt.get(id, item.token) as { queue: number } | undefined;
+      out[i] = row === undefined ? STALE : APPLIED;
+      if (row !== undefined) queues.add(row.queue);
+    }
+    if (signals !== null) {
+      for (const q of queues) signals.push({ type: 'enqueued', queue: this.#ctx.queues.nameOf(q), runAt: params.now });
+    }
+    return out;
+  }
+
+  /**
+   * Expired leases → waiting (stalls + 1, attempts unchanged: the attempt never finished),
+   * or → failed with a `stalled` AttemptError once stalls exceed maxStalls. One UPDATE;
+   * SQLite evaluates every SET expression against the row's old values.
+   * Runs inside a write transaction.
+   */
+  recover(params: RecoverParams): RecoveredJob[] {
+    if (params.limit <= 0) return [];
+    // ?1 now, ?2 maxStalls, ?3 message, ?4 limit, ?5 queue ids (JSON array)
+    const set = `UPDATE jobs SET
+        stalls = stalls + 1,
+        state = CASE WHEN stalls + 1 > ?2 THEN ${STATE.failed} ELSE ${STATE.waiting} END,
+        finished_at = CASE WHEN stalls + 1 > ?2 THEN ?1 ELSE NULL END,
+        errors = CASE WHEN stalls + 1 > ?2
+          THEN json_insert(coalesce(errors, '[]'), '$[#]',
+                 json_object('message', ?3, 'at', ?1, 'attempt', attempts_made + 1, 'reason', 'stalled'))
+          ELSE errors END,
+        ${CLEAR_LEASE}`;
+    const expired = 'FROM jobs WHERE state = 1 AND lease_until < ?1';
+    const returning = 'RETURNING seq, key, queue, state';
+    let rows: Array<{ seq: number; key: string | null; queue: number; state: number }>;
+    const message = `job stalled more than ${params.maxStalls} times`;
+    if (params.queues === undefined) {
+      this.#recoverAll ??= this.#ctx.db.prepare(
+        `${set} WHERE seq IN (SELECT seq ${expired} ORDER BY lease_until LIMIT ?4) ${returning}`,
+      );
+      rows = this.#recoverAll.all(params.now, params.maxStalls, message, params.limit) as typeof rows;
+    } else {
+      const ids: number[] = [];
+      for (const name of params.queues) {
+        const id = this.#ctx.queues.idOf(name);
+        if (id !== undefined) ids.push(id);
+      }
+      if (ids.length === 0) return [];
+      this.#recoverSome ??= this.#ctx.db.prepare(
+        `${set} WHERE seq IN (SELECT seq ${expired} AND queue IN (SELECT value FROM json_each(?5)) ORDER BY lease_until LIMIT ?4) ${returning}`,
+      );
+      rows = this.#recoverSome.all(params.now, params.maxStalls, message, params.limit, JSON.stringify(ids)) as typeof rows;
+    }
+    rows.sort((a, b) => a.seq - b.seq);
+    const signals = this.#ctx.signals.active ? this.#ctx.signals : null;
+    return rows.map((row) => {
+      const queue = this.#ctx.queues.nameOf(row.queue);
+      const id = publicId(row.key, row.seq);
+      const state = row.state === STATE.failed ? 'failed' : 'waiting';
+      signals?.push(
+        state === 'failed' ? { type: 'finished', queue, id, state } : { type: 'enqueued', queue, runAt: params.now },
+      );
+      return { id, queue, state };
+    });
+  }
+
+  /** Runs inside a write transaction. */
+  updateProgress(params: ProgressParams): JobWriteOutcome {
+    const job = this.#writable(params.queue, params.id, params.token);
+    if (job.status !== 'applied') return job;
+    this.#ctx.statements.get('UPDATE jobs SET progress = ? WHERE seq = ?').run(params.progress, job.seq);
+    return APPLIED;
+  }
+
+  /** Runs inside a write transaction. */
+  addLogs(params: AddLogsParams): JobWriteOutcome {
+    const job = this.#writable(params.queue, params.id, params.token);
+    if (job.status !== 'applied') return job;
+    const insert = this.#ctx.statements.get('INSERT INTO job_logs (job_seq, at, message) VALUES (?, ?, ?)');
+    for (const entry of params.entries) insert.run(job.seq, entry.at, entry.message);
+    return APPLIED;
+  }
+
+  /** A job may be written with a token only while that lease is current, without one always. */
+  #writable(
+    queue: string,
+    id: string,
+    token: string | undefined,
+  ): { status: 'applied'; seq: number } | typeof STALE | typeof NOT_FOUND {
+    const job: LocatedJob | undefined = this.#locator.locate(queue, id);
+    if (job === undefined) return NOT_FOUND;
+    if (token !== undefined && (job.state !== STATE.active || job.lease_token !== token)) return STALE;
+    return { status: 'applied', seq: job.seq };
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * Administrative writes: retry, cancel, promote, remove, clean, drain, pause.
+ *
+ * Single-job operations locate the row first (by queue and public id) and then decide by
+ * its state, all inside one write transaction, so the check and the write are atomic.
+ * Bulk deletes are bounded by `limit` so one call never holds the write lock for long.
+ */
+import type {
+  AdminOutcome,
+  BulkRetryParams,
+  CleanParams,
+  DrainParams,
+  JobRef,
+  RetryParams,
+} from '../../store/contract.ts';
+import type { StatementSync } from 'node:sqlite';
+import { deleteLogs, type StoreContext } from './context.ts';
+import type { JobLocator } from './lookup.ts';
+import { FIRST_FINISHED_CODE, STATE, stateName } from './rows.ts';
+
+const CLEAR_LEASE = 'lease_owner = NULL, lease_token = NULL, lease_until = NULL';
+/** Back to a fresh start; errors are kept so the job's history stays visible. ?1 now */
+const RESET_TO_WAITING = `state = ${STATE.waiting}, attempts_made = 0, stalls = 0, run_at = ?1, finished_at = NULL, result = NULL, ${CLEAR_LEASE}`;
+
+const APPLIED = Object.freeze({ status: 'applied' as const });
+const NOT_FOUND = Object.freeze({ status: 'not_found' as const });
+
+function invalid(state: number): AdminOutcome {
+  return { status: 'invalid_state', state: stateName(state) };
+}
+
+export class Admin {
+  readonly #ctx: StoreContext;
+  readonly #locator: JobLocator;
+
+  constructor(ctx: StoreContext, locator: JobLocator) {
+    this.#ctx = ctx;
+    this.#locator = locator;
+  }
+
+  #sql(sql: string): StatementSync {
+    return this.#ctx.statements.get(sql);
+  }
+
+  retryJob(params: RetryParams): AdminOutcome {
+    const job = this.#locator.locate(params.queue, params.id);
+    if (job === undefined) return NOT_FOUND;
+    if (job.state < FIRST_FINISHED_CODE) return invalid(job.state);
+    this.#sql(`UPDATE jobs SET ${RESET_TO_WAITING} WHERE seq = ?2`).run(params.now, job.seq);
+    this.#enqueued(params.queue, params.now);
+    return APPLIED;
+  }
+
+  retryMany(params: BulkRetryParams): number {
+    const queueId = this.#ctx.queues.idOf(params.queue);
+    if (queueId === undefined || params.limit <= 0) return 0;
+    const state = STATE[params.state ?? 'failed'];
+    const { changes } = this.#sql(
+      `UPDATE jobs SET ${RESET_TO_WAITING} WHERE seq IN (
+         SELECT seq FROM jobs WHERE queue = ?2 AND state >= 3 AND state = ?3 ORDER BY seq LIMIT ?4)`,
+    ).run(params.now, queueId, state, params.limit);
+    const moved = Number(changes);
+    if (moved > 0) this.#enqueued(params.queue, params.now);
+    return moved;
+  }
+
+  cancelJob(params: RetryParams): AdminOutcome {
+    const job = this.#locator.locate(params.queue, params.id);
+    if (job === undefined) return NOT_FOUND;
+    if (job.state >= FIRST_FINISHED_CODE) return invalid(job.state);
+    // Clearing the lease makes the current holder's acknowledgements stale.
+    this.#sql(`UPDATE jobs SET state = ${STATE.cancelled}, finished_at = ?1, ${CLEAR_LEASE} WHERE seq = ?2`).run(
+      params.now,
+      job.seq,
+    );
+    if (this.#ctx.signals.active) {
+      this.#ctx.signals.push({ type: 'finished', queue: params.queue, id: params.id, state: 'cancelled' });
+    }
+    return APPLIED;
+  }
+
+  promoteJob(params: RetryParams): AdminOutcome {
+    const job = this.#locator.locate(params.queue, params.id);
+    if (job === undefined) return NOT_FOUND;
+    if (job.state !== STATE.delayed) return invalid(job.state);
+    this.#sql(`UPDATE jobs SET state = ${STATE.waiting}, run_at = ?1 WHERE seq = ?2`).run(params.now, job.seq);
+    this.#enqueued(params.queue, params.now);
+    return APPLIED;
+  }
+
+  removeJob(params: JobRef): AdminOutcome {
+    const job = this.#locator.locate(params.queue, params.id);
+    if (job === undefined) return NOT_FOUND;
+    if (job.state === STATE.active) return invalid(job.state);
+    this.#sql('DELETE FROM jobs WHERE seq = ?').run(job.seq);
+    deleteLogs(this.#ctx, job.seq);
+    return APPLIED;
+  }
+
+  /**
+   * "Newest" means most recently inserted (highest seq): that order is what the indexes
+   * hold, so a clean walks an index instead of sorting every job of the state by time.
+   * Age is judged by finished_at for finished states and created_at for waiting/delayed.
+   */
+  clean(params: CleanParams): number {
+    const queueId = this.#ctx.queues.idOf(params.queue);
+    if (queueId === undefined || params.limit <= 0) return 0;
+    const code = STATE[params.state];
+    // The literal state term lets SQLite use the matching partial index.
+    const stateTerm =
+      code >= FIRST_FINISHED_CODE ? `state >= 3 AND state = ${code}` : `state = ${code}`;
+    const ageColumn = code >= FIRST_FINISHED_CODE ? 'finished_at' : 'created_at';
+    const keep = Math.max(0, Math.floor(params.keep ?? 0));
+    // ?1 queue, ?2 olderThan (null: any age), ?3 keep, ?4 limit
+    const rows = this.#sql(
+      `DELETE FROM jobs WHERE seq IN (
+         SELECT seq FROM jobs
+         WHERE queue = ?1 AND ${stateTerm}
+           AND (?2 IS NULL OR ${ageColumn} <= ?2)
+           AND (?3 = 0 OR seq < coalesce(
+             (SELECT seq FROM jobs WHERE queue = ?1 AND ${stateTerm} ORDER BY seq DESC LIMIT 1 OFFSET ?3 - 1), -1))
+         ORDER BY seq LIMIT ?4)
+       RETURNING seq`,
+    ).all(queueId, params.olderThan ?? null, keep, params.limit) as Array<{ seq: number }>;
+    for (const row of rows) deleteLogs(this.#ctx, row.seq);
+    return rows.length;
+  }
+
+  drain(params: DrainParams): number {
+    const queueId = this.#ctx.queues.idOf(params.queue);
+    if (queueId === undefined || params.limit <= 0) return 0;
+    // Waiting first (claim-index order), then delayed; never active.
+    let removed = this.#deleteState(queueId, STATE.waiting, params.limit);
+    if (params.includeDelayed && removed < params.limit) {
+      removed += this.#deleteState(queueId, STATE.delayed, params.limit - removed);
+    }
+    return removed;
+  }
+
+  #deleteState(queueId: number, code: typeof STATE.waiting | typeof STATE.delayed, limit: number): number {
+    const rows = this.#sql(
+      `DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE queue = ?1 AND state = ${code} LIMIT ?2) RETURNING seq`,
+    ).all(queueId, limit) as Array<{ seq: number }>;
+    for (const row of rows) deleteLogs(this.#ctx, row.seq);
+    return rows.length;
+  }
+
+  setPaused(queue: string, paused: boolean): void {
+    const id = this.#ctx.queues.ensure(queue);
+    this.#sql('UPDATE queues SET paused = ? WHERE id = ?').run(paused ? 1 : 0, id);
+    if (this.#ctx.signals.active) this.#ctx.signals.push({ type: paused ? 'paused' : 'resumed', queue });
+  }
+
+  #enqueued(queue: string, runAt: number): void {
+    if (this.#ctx.signals.active) this.#ctx.signals.push({ type: 'enqueued', queue, runAt });
+  }
+}

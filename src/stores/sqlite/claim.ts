@@ -1,0 +1,118 @@
+/**
+ * claim: the worker's hot path. One write transaction that
+ *   1. skips paused (and unknown) queues,
+ *   2. promotes due delayed jobs of the remaining queues to waiting,
+ *   3. takes the first `limit` waiting jobs in claim order with one
+ *      UPDATE … WHERE seq IN (SELECT … LIMIT n) RETURNING, walking the jobs_claim index,
+ *   4. when fewer than `limit` were found, reads the earliest delayed runAt (`nextRunAt`).
+ *
+ * RETURNING yields rows in no guaranteed order, so they are sorted in JS afterwards.
+ * Lease tokens are one random UUID per claim call plus the job's seq: unique per job and
+ * claim (tokens must differ between the jobs of one claim), for one randomUUID per call.
+ */
+import { randomUUID } from 'node:crypto';
+import type { StatementSync } from 'node:sqlite';
+import type { ClaimedJob, ClaimParams, ClaimResult } from '../../store/contract.ts';
+import type { StoreContext } from './context.ts';
+import { compareClaimOrder, JOB_COLUMNS, toJobRecord, type JobRow } from './rows.ts';
+
+const CLAIM_ORDER = 'ORDER BY priority DESC, run_at, seq';
+/** ?1 owner, ?2 token prefix, ?3 now, ?4 default lease ms. */
+const SET_ACTIVE =
+  "UPDATE jobs SET state = 1, lease_owner = ?1, lease_token = ?2 || '.' || seq, lease_until = ?3 + coalesce(lease_ms, ?4), started_at = ?3";
+
+interface QueueFlags {
+  readonly id: number;
+  readonly paused: number;
+}
+
+const none = (): ClaimResult => ({ jobs: [], nextRunAt: null });
+
+export class Claimer {
+  readonly #ctx: StoreContext;
+  readonly #queueFlags: StatementSync;
+  readonly #promote: StatementSync;
+  readonly #claimOne: StatementSync;
+  readonly #nextRunAt: StatementSync;
+  /** Claim statements for k > 1 queues, by k. */
+  readonly #claimMany = new Map<number, StatementSync>();
+
+  constructor(ctx: StoreContext) {
+    this.#ctx = ctx;
+    const { db } = ctx;
+    this.#queueFlags = db.prepare('SELECT id, paused FROM queues WHERE name = ?');
+    this.#promote = db.prepare('UPDATE jobs SET state = 0 WHERE queue = ? AND state = 2 AND run_at <= ?');
+    // ?5 queue, ?6 limit
+    this.#claimOne = db.prepare(
+      `${SET_ACTIVE} WHERE seq IN (SELECT seq FROM jobs WHERE queue = ?5 AND state = 0 ${CLAIM_ORDER} LIMIT ?6) RETURNING ${JOB_COLUMNS}`,
+    );
+    this.#nextRunAt = db.prepare('SELECT min(run_at) AS t FROM jobs WHERE queue = ? AND state = 2');
+  }
+
+  /** Runs inside a write transaction. */
+  claim(params: ClaimParams): ClaimResult {
+    const { limit, now } = params;
+    if (limit <= 0 || params.queues.length === 0) return none();
+
+    // 1. Unpaused queues that exist (a queue without a row has never had a job).
+    const ids: number[] = [];
+    const names = new Map<number, string>();
+    for (const name of params.queues) {
+      const flags = this.#queueFlags.get(name) as QueueFlags | undefined;
+      if (flags === undefined || flags.paused !== 0 || names.has(flags.id)) continue;
+      ids.push(flags.id);
+      names.set(flags.id, name);
+    }
+    if (ids.length === 0) return none();
+
+    // 2. Due delayed jobs compete with waiting ones (their earlier run_at puts them first).
+    for (const id of ids) this.#promote.run(id, now);
+
+    // 3. Take the jobs.
+    const token = randomUUID();
+    const rows = (
+      ids.length === 1
+        ? this.#claimOne.all(params.workerId, token, now, params.leaseMs, ids[0]!, limit)
+        : this.#claimStatement(ids.length).all(params.workerId, token, now, params.leaseMs, limit, ...ids)
+    ) as unknown as JobRow[];
+    if (rows.length > 1) rows.sort(compareClaimOrder);
+    const jobs = new Array<ClaimedJob>(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
+      jobs[i] = toJobRecord(row, names.get(row.queue)!) as ClaimedJob;
+    }
+
+    // 4. Tell an under-filled worker how long it may sleep.
+    let nextRunAt: number | null = null;
+    if (rows.length < limit) {
+      for (const id of ids) {
+        const t = (this.#nextRunAt.get(id) as { t: number | null } | undefined)?.t ?? null;
+        if (t !== null && (nextRunAt === null || t < nextRunAt)) nextRunAt = t;
+      }
+    }
+    return { jobs, nextRunAt };
+  }
+
+  /**
+   * Several queues: each queue's first `limit` jobs (an index walk each), merged and cut to
+   * `limit` in claim order. A plain `queue IN (…)` would have to sort every waiting job of
+   * those queues, since the index order holds only within one queue.
+   */
+  #claimStatement(queueCount: number): StatementSync {
+    let stmt = this.#claimMany.get(queueCount);
+    if (stmt === undefined) {
+      // ?5 limit, ?6… queue ids
+      const parts: string[] = [];
+      for (let i = 0; i < queueCount; i++) {
+        parts.push(
+          `SELECT seq, priority, run_at FROM (SELECT seq, priority, run_at FROM jobs WHERE queue = ?${6 + i} AND state = 0 ${CLAIM_ORDER} LIMIT ?5)`,
+        );
+      }
+      stmt = this.#ctx.db.prepare(
+        `${SET_ACTIVE} WHERE seq IN (SELECT seq FROM (${parts.join(' UNION ALL ')}) ${CLAIM_ORDER} LIMIT ?5) RETURNING ${JOB_COLUMNS}`,
+      );
+      this.#claimMany.set(queueCount, stmt);
+    }
+    return stmt;
+  }
+}

@@ -1,0 +1,257 @@
+/**
+ * The embedded SQLite store: conveyor's default, one file (or memory), no server.
+ *
+ * This class only wires things together: every method runs one operation module's
+ * function inside the transaction runner, which supplies atomicity, busy retries, error
+ * translation and post-commit signals. The SQL lives in the modules next to this file.
+ */
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import type { JobRecord } from '../../job.ts';
+import type {
+  AddLogsParams,
+  AdminOutcome,
+  BulkRetryParams,
+  ClaimParams,
+  ClaimResult,
+  CleanParams,
+  CompleteParams,
+  DrainParams,
+  EnqueueParams,
+  EnqueueResult,
+  ExtendOutcome,
+  ExtendParams,
+  FailOutcome,
+  FailParams,
+  JobCounts,
+  JobPage,
+  JobRef,
+  JobWriteOutcome,
+  LeaseOutcome,
+  LeaseRef,
+  ListJobsParams,
+  LogPage,
+  ProgressParams,
+  QueueInfo,
+  RecoveredJob,
+  RecoverParams,
+  RetryParams,
+  Store,
+  StoreCapability,
+  StoreSignal,
+} from '../../store/contract.ts';
+import { Acks } from './acks.ts';
+import { Admin } from './admin.ts';
+import { Claimer } from './claim.ts';
+import { closedError, isMemoryPath, openDatabase, TransactionRunner, type ConnectionOptions } from './connection.ts';
+import { StatementCache, type StoreContext } from './context.ts';
+import { Enqueuer } from './enqueue.ts';
+import { JobLocator } from './lookup.ts';
+import { migrate } from './migrations.ts';
+import { QueueRegistry } from './queues.ts';
+import { Reader } from './read.ts';
+import { Signals } from './signals.ts';
+
+export type SqliteStoreOptions = ConnectionOptions;
+
+const FILE_CAPABILITIES: ReadonlySet<StoreCapability> = new Set<StoreCapability>(['multiProcess', 'crossProcessSignals']);
+const MEMORY_CAPABILITIES: ReadonlySet<StoreCapability> = new Set<StoreCapability>();
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite';
+  readonly capabilities: ReadonlySet<StoreCapability>;
+  /** The database file, or ':memory:'. */
+  readonly path: string;
+
+  readonly #options: SqliteStoreOptions;
+  readonly #db: DatabaseSync;
+  readonly #runner: TransactionRunner;
+  readonly #signals: Signals;
+  readonly #enqueuer: Enqueuer;
+  readonly #claimer: Claimer;
+  readonly #acks: Acks;
+  readonly #admin: Admin;
+  readonly #reader: Reader;
+  readonly #ping: StatementSync;
+
+  /** Opens the database, sets pragmas and migrates the schema; prefer `openSqliteStore`. */
+  constructor(options: SqliteStoreOptions) {
+    const memory = isMemoryPath(options.path);
+    this.#options = options;
+    this.path = memory ? ':memory:' : options.path;
+    this.capabilities = memory ? MEMORY_CAPABILITIES : FILE_CAPABILITIES;
+    const db = openDatabase(options);
+    try {
+      migrate(db, options.busyTimeoutMs);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    this.#db = db;
+    const queues = new QueueRegistry(db);
+    this.#signals = new Signals(memory ? null : options.path, memory ? null : db.prepare('PRAGMA data_version'));
+    const ctx: StoreContext = { db, statements: new StatementCache(db), queues, signals: this.#signals };
+    this.#runner = new TransactionRunner(db, options.busyTimeoutMs, [queues, this.#signals]);
+    const locator = new JobLocator(ctx);
+    this.#enqueuer = new Enqueuer(ctx);
+    this.#claimer = new Claimer(ctx);
+    this.#acks = new Acks(ctx, locator);
+    this.#admin = new Admin(ctx, locator);
+    this.#reader = new Reader(ctx, locator);
+    this.#ping = db.prepare('SELECT 1');
+  }
+
+  migrate(): void {
+    this.#runner.assertOpen();
+    migrate(this.#db, this.#options.busyTimeoutMs);
+  }
+
+  // ------------------------------------------------------------------ producers
+
+  enqueueMany(params: EnqueueParams): readonly EnqueueResult[] | Promise<readonly EnqueueResult[]> {
+    if (params.jobs.length === 0) {
+      this.#runner.assertOpen();
+      return [];
+    }
+    return this.#runner.write('enqueueMany', () => this.#enqueuer.enqueue(params.jobs, params.now));
+  }
+
+  // -------------------------------------------------------------------- workers
+
+  claim(params: ClaimParams): ClaimResult | Promise<ClaimResult> {
+    return this.#runner.write('claim', () => this.#claimer.claim(params));
+  }
+
+  completeMany(params: CompleteParams): readonly LeaseOutcome[] | Promise<readonly LeaseOutcome[]> {
+    if (params.items.length === 0) return this.#empty();
+    return this.#runner.write('completeMany', () => this.#acks.complete(params));
+  }
+
+  failMany(params: FailParams): readonly FailOutcome[] | Promise<readonly FailOutcome[]> {
+    if (params.items.length === 0) return this.#empty();
+    return this.#runner.write('failMany', () => this.#acks.fail(params));
+  }
+
+  extendLeases(params: ExtendParams): readonly ExtendOutcome[] | Promise<readonly ExtendOutcome[]> {
+    if (params.items.length === 0) return this.#empty();
+    return this.#runner.write('extendLeases', () => this.#acks.extend(params));
+  }
+
+  releaseMany(params: {
+    readonly items: readonly LeaseRef[];
+    readonly now: number;
+  }): readonly LeaseOutcome[] | Promise<readonly LeaseOutcome[]> {
+    if (params.items.length === 0) return this.#empty();
+    return this.#runner.write('releaseMany', () => this.#acks.release(params));
+  }
+
+  recoverStalled(params: RecoverParams): readonly RecoveredJob[] | Promise<readonly RecoveredJob[]> {
+    return this.#runner.write('recoverStalled', () => this.#acks.recover(params));
+  }
+
+  updateProgress(params: ProgressParams): JobWriteOutcome | Promise<JobWriteOutcome> {
+    return this.#runner.write('updateProgress', () => this.#acks.updateProgress(params));
+  }
+
+  addLogs(params: AddLogsParams): JobWriteOutcome | Promise<JobWriteOutcome> {
+    return this.#runner.write('addLogs', () => this.#acks.addLogs(params));
+  }
+
+  subscribe(listener: (signal: StoreSignal) => void): () => void {
+    this.#runner.assertOpen();
+    return this.#signals.subscribe(listener);
+  }
+
+  // ---------------------------------------------------------------------- reads
+
+  getJob(ref: JobRef): JobRecord | null | Promise<JobRecord | null> {
+    return this.#runner.read('getJob', () => this.#reader.getJob(ref));
+  }
+
+  listJobs(params: ListJobsParams): JobPage | Promise<JobPage> {
+    return this.#runner.read('listJobs', () => this.#reader.listJobs(params), true);
+  }
+
+  getLogs(params: JobRef & { readonly offset: number; readonly limit: number }): LogPage | Promise<LogPage> {
+    return this.#runner.read('getLogs', () => this.#reader.getLogs(params), true);
+  }
+
+  countJobs(params: { readonly queue: string }): JobCounts | Promise<JobCounts> {
+    return this.#runner.read('countJobs', () => this.#reader.countJobs(params.queue));
+  }
+
+  listQueues(): readonly QueueInfo[] | Promise<readonly QueueInfo[]> {
+    return this.#runner.read('listQueues', () => this.#reader.listQueues(), true);
+  }
+
+  isPaused(params: { readonly queue: string }): boolean | Promise<boolean> {
+    return this.#runner.read('isPaused', () => this.#reader.isPaused(params.queue));
+  }
+
+  // ---------------------------------------------------------------------- admin
+
+  setPaused(params: { readonly queue: string; readonly paused: boolean }): void | Promise<void> {
+    return this.#runner.write('setPaused', () => this.#admin.setPaused(params.queue, params.paused));
+  }
+
+  retryJob(params: RetryParams): AdminOutcome | Promise<AdminOutcome> {
+    return this.#runner.write('retryJob', () => this.#admin.retryJob(params));
+  }
+
+  retryMany(params: BulkRetryParams): number | Promise<number> {
+    return this.#runner.write('retryMany', () => this.#admin.retryMany(params));
+  }
+
+  cancelJob(params: RetryParams): AdminOutcome | Promise<AdminOutcome> {
+    return this.#runner.write('cancelJob', () => this.#admin.cancelJob(params));
+  }
+
+  promoteJob(params: RetryParams): AdminOutcome | Promise<AdminOutcome> {
+    return this.#runner.write('promoteJob', () => this.#admin.promoteJob(params));
+  }
+
+  removeJob(params: JobRef): AdminOutcome | Promise<AdminOutcome> {
+    return this.#runner.write('removeJob', () => this.#admin.removeJob(params));
+  }
+
+  clean(params: CleanParams): number | Promise<number> {
+    return this.#runner.write('clean', () => this.#admin.clean(params));
+  }
+
+  drain(params: DrainParams): number | Promise<number> {
+    return this.#runner.write('drain', () => this.#admin.drain(params));
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  ping(): void | Promise<void> {
+    return this.#runner.read('ping', () => {
+      this.#ping.get();
+    });
+  }
+
+  /** Idempotent. Afterwards every method throws ConveyorError('CLOSED'). */
+  close(): void {
+    if (this.#runner.closed) return;
+    this.#runner.markClosed();
+    this.#signals.close();
+    try {
+      this.#db.close();
+    } catch {
+      // Closing can only fail if the handle is already gone; closed is closed.
+    }
+  }
+
+  #empty<T>(): T[] {
+    if (this.#runner.closed) throw closedError();
+    return [];
+  }
+}
+
+/** Opens (creating if needed) a SQLite store at `path` (a file, or ':memory:'), ready to use. */
+export function openSqliteStore(options: {
+  path: string;
+  durability: 'normal' | 'full';
+  busyTimeoutMs: number;
+}): SqliteStore {
+  return new SqliteStore(options);
+}

@@ -1,0 +1,69 @@
+/**
+ * Statements that address one job by its public id come in two variants: by `seq` (for
+ * generated, all-digit ids) and by `key` (for caller-chosen ids). Each uses its own index
+ * (the primary key or jobs_key), and `key IS NULL` on the seq variant makes sure a keyed
+ * job cannot also be reached through its seq.
+ */
+import type { StatementSync } from 'node:sqlite';
+import type { StoreContext } from './context.ts';
+import { seqOf } from './rows.ts';
+
+/** The placeholder a template uses for the id condition; it binds the id as `?ID` (give the number). */
+const ID = '$ID';
+
+export class ByIdStatement {
+  readonly #ctx: StoreContext;
+  readonly #template: string;
+  readonly #idParam: string;
+  #bySeq: StatementSync | undefined;
+  #byKey: StatementSync | undefined;
+
+  /**
+   * @param template SQL containing `$ID` exactly where the id condition goes.
+   * @param idParam the parameter the id binds to, e.g. `?3`.
+   */
+  constructor(ctx: StoreContext, template: string, idParam: string) {
+    if (!template.includes(ID)) throw new Error('template lacks $ID');
+    this.#ctx = ctx;
+    this.#template = template;
+    this.#idParam = idParam;
+  }
+
+  /** The statement for this id and the value to bind for it. */
+  for(id: string): [StatementSync, string | number] {
+    const seq = seqOf(id);
+    if (seq === null) {
+      this.#byKey ??= this.#ctx.db.prepare(this.#template.replace(ID, `key = ${this.#idParam}`));
+      return [this.#byKey, id];
+    }
+    this.#bySeq ??= this.#ctx.db.prepare(this.#template.replace(ID, `seq = ${this.#idParam} AND key IS NULL`));
+    return [this.#bySeq, seq];
+  }
+}
+
+export interface LocatedJob {
+  readonly seq: number;
+  readonly state: number;
+  readonly lease_token: string | null;
+}
+
+/**
+ * Finds a job by queue name and public id. Unknown queue or id → undefined.
+ * Used by the admin and job-write operations (not the lease acks, which match on token).
+ */
+export class JobLocator {
+  readonly #ctx: StoreContext;
+  readonly #find: ByIdStatement;
+
+  constructor(ctx: StoreContext) {
+    this.#ctx = ctx;
+    this.#find = new ByIdStatement(ctx, 'SELECT seq, state, lease_token FROM jobs WHERE $ID AND queue = ?2', '?1');
+  }
+
+  locate(queue: string, id: string): LocatedJob | undefined {
+    const queueId = this.#ctx.queues.idOf(queue);
+    if (queueId === undefined) return undefined;
+    const [stmt, idValue] = this.#find.for(id);
+    return stmt.get(idValue, queueId) as LocatedJob | undefined;
+  }
+}
