@@ -183,6 +183,7 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
   private buffer: Held[] = [];
   private runningCount = 0;
   private claiming = false;
+  private pumpQueued = false;
   private wakeRequested = false;
   private started = false;
   private closing: Promise<void> | undefined;
@@ -378,7 +379,10 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
     this.startBuffered();
     if (this.closing || this.paused || this.claiming || !this.started) return;
     const capacity = this.settings.concurrency + this.settings.prefetch;
-    const held = this.held.size;
+    // Finished jobs whose acks are not yet written count against capacity: otherwise fast
+    // handlers could chain claims in microtasks forever, never yielding to the event loop
+    // (starving lease timers) and piling up unwritten acks.
+    const held = this.held.size + this.acks.size;
     if (held >= capacity) return;
     // Claim when the buffer can no longer fill the free slots, or on a wake-up while idle.
     const lowWater = Math.floor(this.settings.prefetch / 2);
@@ -482,7 +486,7 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
     try {
       out = this.handler(job as Job<Data>, context);
     } catch (err) {
-      this.onAttemptFailed(h, err);
+      queueMicrotask(() => this.onAttemptFailed(h, err));
       return;
     }
     if (isPromiseLike(out)) {
@@ -491,7 +495,9 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
         (err: unknown) => this.onAttemptFailed(h, err),
       );
     } else {
-      this.onAttemptSucceeded(h, out);
+      // Finish synchronous handlers in a microtask, so a buffer of them does not recurse.
+      const value = out;
+      queueMicrotask(() => this.onAttemptSucceeded(h, value));
     }
   }
 
@@ -617,6 +623,14 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
 
   private afterAck(): void {
     this.wakeIdleWaiters();
+    if (!this.pumpQueued) {
+      // Acks free capacity; claim again once this flush's callbacks are all done.
+      this.pumpQueued = true;
+      queueMicrotask(() => {
+        this.pumpQueued = false;
+        this.pump();
+      });
+    }
     if (this.held.size === 0 && this.acks.size === 0 && !this.claiming && !this.drainedEmitted && this.idleTimer !== undefined) {
       this.drainedEmitted = true;
       this.emit('drained');

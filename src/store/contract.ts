@@ -121,10 +121,12 @@ export interface FailParams {
 }
 export interface ExtendParams {
   readonly items: readonly LeaseRef[];
+  /** New lease length from `now`, unless the job's own `opts.leaseMs` says otherwise (as for claims). */
   readonly leaseMs: number;
   readonly now: number;
 }
 
+/** A lease has expired when `expiresAt < now`; at `expiresAt === now` it is still held. */
 export interface RecoverParams {
   /** Limit recovery to these queues; omitted means all queues. */
   readonly queues?: readonly string[];
@@ -213,7 +215,7 @@ export interface CleanParams {
   readonly state: 'completed' | 'failed' | 'cancelled' | 'waiting' | 'delayed';
   /** Remove only jobs that finished (or, for waiting/delayed, were created) at or before this epoch ms. */
   readonly olderThan?: number;
-  /** Keep the newest `keep` jobs in that state regardless of age. */
+  /** Keep the newest `keep` jobs in that state (newest by insertion order) regardless of age. */
   readonly keep?: number;
   /** Remove at most this many per call, so a large clean never holds a long lock. */
   readonly limit: number;

@@ -588,6 +588,31 @@ export function storeContractSuite(label: string, makeStore: MakeStore): void {
         assert.equal((await mustGet(store, nth(all, 0))).lease?.owner, 'w1');
       });
 
+      test('large batches: 2000 jobs enqueued, claimed and completed in big calls', async (store) => {
+        const all = await add(store, Array.from({ length: 2000 }, (_, i) => ({ data: String(i), id: i % 2 === 0 ? `k-${i}` : undefined })));
+        assert.equal(new Set(all).size, 2000);
+        assert.equal((await store.countJobs({ queue: Q })).waiting, 2000);
+        const r1 = await claim(store, { limit: 1500 });
+        assert.deepEqual(ids(r1.jobs), all.slice(0, 1500));
+        const out = await store.completeMany({ items: r1.jobs.map((j) => ({ id: j.id, token: j.lease.token, result: null, remove: false })), now: T0 + 1 });
+        assert.equal(out.length, 1500);
+        assert.ok(out.every((o) => o.status === 'applied'));
+        const r2 = await claim(store, { limit: 1500, now: T0 + 2 });
+        assert.deepEqual(ids(r2.jobs), all.slice(1500));
+        assert.deepEqual(plain(await store.countJobs({ queue: Q })), { ...ZERO_COUNTS, active: 500, completed: 1500 });
+      });
+
+      test('a claim over many queues', async (store) => {
+        const queues = Array.from({ length: 60 }, (_, i) => `many-${i}`);
+        const labels = new Map<string, number>();
+        for (const [i, queue] of queues.entries()) labels.set(await addOne(store, { queue, priority: i % 7, runAt: T0 - i }), i);
+        const res = await claim(store, { queues, limit: 100 });
+        assert.equal(res.jobs.length, 60);
+        const got = res.jobs.map((j) => labels.get(j.id) as number);
+        const want = [...queues.keys()].sort((x, y) => (y % 7) - (x % 7) || (T0 - x) - (T0 - y));
+        assert.deepEqual(got, want);
+      });
+
       test('concurrent claims split the jobs without overlap', async (store) => {
         const all = await add(store, [{}, {}, {}, {}, {}, {}, {}]);
         const results = await Promise.all([
@@ -672,6 +697,23 @@ export function storeContractSuite(label: string, makeStore: MakeStore): void {
 
         await complete(store, id, fresh.token, T0 + 2200, '"new"');
         assert.equal((await mustGet(store, id)).result, '"new"');
+      });
+
+      test('fencing is by token: an ack after the lease expired but before recovery still applies', async (store) => {
+        const [a, b] = await add(store, [{}, {}]);
+        const res = await claim(store, { limit: 2, leaseMs: 100 });
+        const [ja, jb] = res.jobs;
+        assert.ok(ja && jb);
+        assert.deepEqual(plain(await store.completeMany({ items: [{ id: a as string, token: ja.lease.token, result: null, remove: false }], now: T0 + 500 })), [
+          { status: 'applied' },
+        ]);
+        assert.deepEqual(
+          plain(await store.failMany({ items: [{ id: b as string, token: jb.lease.token, error: err(1, T0 + 500), retryAt: null, remove: false }], now: T0 + 500 })),
+          [{ status: 'applied', state: 'failed' }],
+        );
+        assert.deepEqual(plain(await store.recoverStalled({ maxStalls: 5, limit: 10, now: T0 + 600 })), []);
+        assert.equal((await mustGet(store, a as string)).state, 'completed');
+        assert.equal((await mustGet(store, b as string)).state, 'failed');
       });
 
       test('remove: true deletes the job', async (store) => {
@@ -867,6 +909,55 @@ export function storeContractSuite(label: string, makeStore: MakeStore): void {
         assert.deepEqual(plain(out), [{ status: 'stale' }, { status: 'stale' }, { status: 'applied', expiresAt: T0 + 2020 }]);
         assert.equal((await mustGet(store, b as string)).lease, null);
         assert.equal((await mustGet(store, b as string)).state, 'completed');
+      });
+    });
+
+    // ----------------------------------------------------------------- releaseMany
+    describe('releaseMany', () => {
+      test('a released job is waiting at once with attempts and stalls unchanged, and claimable again', async (store) => {
+        const id = await addOne(store);
+        // One stall first, so there is a non-zero stall count to keep.
+        await claimOne(store, { leaseMs: 100 });
+        await store.recoverStalled({ maxStalls: 5, limit: 10, now: T0 + 200 });
+        const c = await claimOne(store, { workerId: 'w1', now: T0 + 300 });
+        const out = await store.releaseMany({ items: [{ id, token: c.token }], now: T0 + 310 });
+        assert.deepEqual(plain(out), [{ status: 'applied' }]);
+        const job = await mustGet(store, id);
+        assert.equal(job.state, 'waiting');
+        assert.equal(job.lease, null);
+        assert.equal(job.attemptsMade, 0);
+        assert.equal(job.stalls, 1);
+        assert.deepEqual(plain(job.errors), []);
+        const again = await claimOne(store, { workerId: 'w2', now: T0 + 310 });
+        assert.equal(again.id, id);
+        assert.notEqual(again.token, c.token);
+        // The releaser's token is dead.
+        assert.deepEqual(plain(await store.completeMany({ items: [{ id, token: c.token, result: null, remove: false }], now: T0 + 320 })), [
+          { status: 'stale' },
+        ]);
+        assert.equal((await mustGet(store, id)).lease?.owner, 'w2');
+      });
+
+      test('stale refs are answered stale and change nothing; answers keep input order', async (store) => {
+        const [a, b, c] = await add(store, [{}, {}, {}]);
+        const res = await claim(store, { limit: 3 });
+        const [ja, jb, jc] = res.jobs;
+        assert.ok(ja && jb && jc);
+        await complete(store, c as string, jc.lease.token, T0 + 1);
+        const out = await store.releaseMany({
+          items: [
+            { id: a as string, token: 'wrong' },
+            { id: b as string, token: jb.lease.token },
+            { id: c as string, token: jc.lease.token },
+            { id: 'missing', token: 'x' },
+          ],
+          now: T0 + 2,
+        });
+        assert.deepEqual(plain(out), [{ status: 'stale' }, { status: 'applied' }, { status: 'stale' }, { status: 'stale' }]);
+        assert.equal((await mustGet(store, a as string)).state, 'active');
+        assert.equal((await mustGet(store, a as string)).lease?.token, ja.lease.token);
+        assert.equal((await mustGet(store, b as string)).state, 'waiting');
+        assert.equal((await mustGet(store, c as string)).state, 'completed');
       });
     });
 
@@ -1125,6 +1216,24 @@ export function storeContractSuite(label: string, makeStore: MakeStore): void {
         }
         assert.deepEqual(sizes, [3, 3, 1]);
         assert.deepEqual(seen, [...waiting].reverse());
+      });
+
+      test('a cursor stays valid when jobs are added and the anchor job is removed between pages', async (store) => {
+        const all = await add(store, Array.from({ length: 25 }, () => ({})));
+        const first = await store.listJobs({ queue: Q, states: ALL_STATES, limit: 10 });
+        assert.deepEqual(ids(first.jobs), all.slice(15).reverse());
+        assert.ok(first.nextCursor !== null);
+        // Newer jobs arrive, and the last job of the page (the cursor's anchor) goes away.
+        await add(store, [{}, {}, {}], T0 + 1);
+        assert.deepEqual(plain(await store.removeJob({ queue: Q, id: nth(all, 15) })), { status: 'applied' });
+        const seen: string[] = [];
+        let cursor: string | null = first.nextCursor;
+        for (let page = 0; page < 10 && cursor !== null; page++) {
+          const res = await store.listJobs({ queue: Q, states: ALL_STATES, limit: 10, cursor });
+          seen.push(...ids(res.jobs));
+          cursor = res.nextCursor;
+        }
+        assert.deepEqual(seen, all.slice(0, 15).reverse());
       });
 
       test('countJobs reports all six states, zeros included', async (store) => {
@@ -1408,6 +1517,38 @@ export function storeContractSuite(label: string, makeStore: MakeStore): void {
           const isFinished = (s: StoreSignal): boolean => s.type === 'finished' && s.id === id;
           assert.ok(await waitFor(() => signals.some(isFinished)), `no finished signal, got ${JSON.stringify(signals)}`);
           assert.deepEqual(plain(signals.find(isFinished)), { type: 'finished', queue: Q, id, state: 'failed' });
+        } finally {
+          unsubscribe();
+        }
+      });
+
+      test('pause, resume, promote, retry and cancel send wake-up signals', async (store) => {
+        const signals: StoreSignal[] = [];
+        const unsubscribe = store.subscribe((s) => signals.push(s));
+        try {
+          const expect = async (want: StoreSignal): Promise<void> => {
+            const key = JSON.stringify(want);
+            assert.ok(await waitFor(() => signals.some((s) => JSON.stringify(plain(s)) === key)), `expected ${key}, got ${JSON.stringify(signals)}`);
+          };
+          await store.setPaused({ queue: Q, paused: true });
+          await expect({ type: 'paused', queue: Q });
+          await store.setPaused({ queue: Q, paused: false });
+          await expect({ type: 'resumed', queue: Q });
+
+          const [d, f, w] = await add(store, [{ runAt: T0 + 60_000 }, { priority: 5 }, {}]);
+          signals.length = 0;
+          assert.deepEqual(plain(await store.promoteJob({ queue: Q, id: d as string, now: T0 + 10 })), { status: 'applied' });
+          assert.ok(await waitFor(() => signals.some((s) => s.type === 'enqueued' && s.queue === Q)), 'promote signals enqueued');
+
+          const c = await claimOne(store);
+          assert.equal(c.id, f);
+          await failFinal(store, f as string, c.token, T0 + 20);
+          signals.length = 0;
+          assert.deepEqual(plain(await store.retryJob({ queue: Q, id: f as string, now: T0 + 30 })), { status: 'applied' });
+          assert.ok(await waitFor(() => signals.some((s) => s.type === 'enqueued' && s.queue === Q)), 'retry signals enqueued');
+
+          assert.deepEqual(plain(await store.cancelJob({ queue: Q, id: w as string, now: T0 + 40 })), { status: 'applied' });
+          await expect({ type: 'finished', queue: Q, id: w as string, state: 'cancelled' });
         } finally {
           unsubscribe();
         }

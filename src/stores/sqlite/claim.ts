@@ -13,8 +13,8 @@
 import { randomUUID } from 'node:crypto';
 import type { StatementSync } from 'node:sqlite';
 import type { ClaimedJob, ClaimParams, ClaimResult } from '../../store/contract.ts';
-import type { StoreContext } from './context.ts';
-import { compareClaimOrder, JOB_COLUMNS, toJobRecord, type JobRow } from './rows.ts';
+import { prepare, type StoreContext } from './context.ts';
+import { COL, compareClaimOrder, JOB_COLUMNS, toJobRecord, type JobRow } from './rows.ts';
 
 const CLAIM_ORDER = 'ORDER BY priority DESC, run_at, seq';
 /** ?1 owner, ?2 token prefix, ?3 now, ?4 default lease ms. */
@@ -43,8 +43,10 @@ export class Claimer {
     this.#queueFlags = db.prepare('SELECT id, paused FROM queues WHERE name = ?');
     this.#promote = db.prepare('UPDATE jobs SET state = 0 WHERE queue = ? AND state = 2 AND run_at <= ?');
     // ?5 queue, ?6 limit
-    this.#claimOne = db.prepare(
+    this.#claimOne = prepare(
+      db,
       `${SET_ACTIVE} WHERE seq IN (SELECT seq FROM jobs WHERE queue = ?5 AND state = 0 ${CLAIM_ORDER} LIMIT ?6) RETURNING ${JOB_COLUMNS}`,
+      true,
     );
     this.#nextRunAt = db.prepare('SELECT min(run_at) AS t FROM jobs WHERE queue = ? AND state = 2');
   }
@@ -79,7 +81,7 @@ export class Claimer {
     const jobs = new Array<ClaimedJob>(rows.length);
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
-      jobs[i] = toJobRecord(row, names.get(row.queue)!) as ClaimedJob;
+      jobs[i] = toJobRecord(row, names.get(row[COL.queue])!) as ClaimedJob;
     }
 
     // 4. Tell an under-filled worker how long it may sleep.
@@ -108,8 +110,10 @@ export class Claimer {
           `SELECT seq, priority, run_at FROM (SELECT seq, priority, run_at FROM jobs WHERE queue = ?${6 + i} AND state = 0 ${CLAIM_ORDER} LIMIT ?5)`,
         );
       }
-      stmt = this.#ctx.db.prepare(
+      stmt = prepare(
+        this.#ctx.db,
         `${SET_ACTIVE} WHERE seq IN (SELECT seq FROM (${parts.join(' UNION ALL ')}) ${CLAIM_ORDER} LIMIT ?5) RETURNING ${JOB_COLUMNS}`,
+        true,
       );
       this.#claimMany.set(queueCount, stmt);
     }

@@ -18,14 +18,23 @@ export class StatementCache {
     this.#db = db;
   }
 
-  get(sql: string): StatementSync {
-    let stmt = this.#cache.get(sql);
+  /** @param arrays return rows as arrays (see JobRow) instead of objects */
+  get(sql: string, arrays = false): StatementSync {
+    const cacheKey = arrays ? `[] ${sql}` : sql;
+    let stmt = this.#cache.get(cacheKey);
     if (stmt === undefined) {
-      stmt = this.#db.prepare(sql);
-      this.#cache.set(sql, stmt);
+      stmt = prepare(this.#db, sql, arrays);
+      this.#cache.set(cacheKey, stmt);
     }
     return stmt;
   }
+}
+
+/** Prepares a statement, optionally returning rows as arrays (much cheaper for wide rows). */
+export function prepare(db: DatabaseSync, sql: string, arrays = false): StatementSync {
+  const stmt = db.prepare(sql);
+  if (arrays) stmt.setReturnArrays(true);
+  return stmt;
 }
 
 export interface StoreContext {

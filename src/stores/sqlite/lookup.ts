@@ -5,7 +5,7 @@
  * job cannot also be reached through its seq.
  */
 import type { StatementSync } from 'node:sqlite';
-import type { StoreContext } from './context.ts';
+import { prepare, type StoreContext } from './context.ts';
 import { seqOf } from './rows.ts';
 
 /** The placeholder a template uses for the id condition; it binds the id as `?ID` (give the number). */
@@ -15,28 +15,35 @@ export class ByIdStatement {
   readonly #ctx: StoreContext;
   readonly #template: string;
   readonly #idParam: string;
+  readonly #arrays: boolean;
   #bySeq: StatementSync | undefined;
   #byKey: StatementSync | undefined;
 
   /**
    * @param template SQL containing `$ID` exactly where the id condition goes.
    * @param idParam the parameter the id binds to, e.g. `?3`.
+   * @param arrays return rows as arrays rather than objects
    */
-  constructor(ctx: StoreContext, template: string, idParam: string) {
+  constructor(ctx: StoreContext, template: string, idParam: string, arrays = false) {
     if (!template.includes(ID)) throw new Error('template lacks $ID');
     this.#ctx = ctx;
     this.#template = template;
     this.#idParam = idParam;
+    this.#arrays = arrays;
   }
 
   /** The statement for this id and the value to bind for it. */
   for(id: string): [StatementSync, string | number] {
     const seq = seqOf(id);
     if (seq === null) {
-      this.#byKey ??= this.#ctx.db.prepare(this.#template.replace(ID, `key = ${this.#idParam}`));
+      this.#byKey ??= prepare(this.#ctx.db, this.#template.replace(ID, `key = ${this.#idParam}`), this.#arrays);
       return [this.#byKey, id];
     }
-    this.#bySeq ??= this.#ctx.db.prepare(this.#template.replace(ID, `seq = ${this.#idParam} AND key IS NULL`));
+    this.#bySeq ??= prepare(
+      this.#ctx.db,
+      this.#template.replace(ID, `seq = ${this.#idParam} AND key IS NULL`),
+      this.#arrays,
+    );
     return [this.#bySeq, seq];
   }
 }

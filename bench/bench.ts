@@ -1,0 +1,785 @@
+/**
+ * conveyor's own benchmark: what one process gets out of a store, beside the raw speed of
+ * SQLite itself measured in the same run on the same disk.
+ *
+ *   npm run bench                                   # everything, fresh temp SQLite file per scenario (~3 min)
+ *   node bench/bench.ts --scale 0.1                 # quick smoke run (job counts and idle window × 0.1)
+ *   node bench/bench.ts --scenarios bulk,drain      # some scenarios only
+ *   node bench/bench.ts --durability normal         # enqueue scenarios with one durability only
+ *   node bench/bench.ts --url sqlite:///var/tmp/q.db --json /tmp/bench.json
+ *   CONVEYOR_URL=sqlite:///var/tmp/q.db npm run bench
+ *
+ * Scenarios (every job carries the peer harness's payload `{ i, pad: 'x'.repeat(100) }`):
+ *   serial      5,000 awaited `queue.add`s one after another: jobs/s, add p50/p99; beside it
+ *               raw node:sqlite BEGIN IMMEDIATE + INSERT + COMMIT per row (the ceiling).
+ *   concurrent  20,000 `queue.add`s with 64 in flight: jobs/s.
+ *   bulk        100,000 jobs in `addBulk` batches of 1,000: jobs/s; beside it raw node:sqlite
+ *               prepared INSERTs of the same JSON text into a two-column table, one
+ *               transaction per 1,000 rows, same pragmas; the ratio conveyor/raw.
+ *   (serial, concurrent and bulk run once with durability `normal` and once with `full`.)
+ *   drain       50,000 waiting no-op jobs, one worker at concurrency 50: jobs/s until
+ *               `getCounts()` reports nothing waiting, delayed or active; all completed,
+ *               none failed, no handler call twice.
+ *   latency     2,000 jobs sent open-loop at 200 jobs/s to an idle in-process worker
+ *               (concurrency 50): enqueue → handler-start p50/p95/p99.
+ *   idle        an idle worker (concurrency 50, its queue has had one job) for 20 s: Store method calls per minute
+ *               (counting Proxy around the store) and SQLite statements per minute
+ *               (node:sqlite StatementSync run/get/all/iterate + DatabaseSync exec, patched).
+ *   storage     bytes per waiting job over 100,000 jobs: main file + WAL after
+ *               `PRAGMA wal_checkpoint(TRUNCATE)` on a separate node:sqlite connection,
+ *               before/after delta.
+ *   recovery    2,000 jobs, 10 ms handlers; a worker in a child process (bench/child-worker.ts,
+ *               concurrency 10, leaseMs 2,000) is SIGKILLed once ~200 are completed; a rescuer
+ *               worker in this process (same settings) finishes the rest: ms from the kill
+ *               until every job is completed, and how many jobs' handlers ran twice.
+ *
+ * Store: `--url`, else `CONVEYOR_URL`, else a fresh temp SQLite file per scenario, removed
+ * afterwards. With a given URL every scenario uses its own queue name and the jobs it
+ * created stay. Output: a markdown table on stdout (progress on stderr), `--json FILE`
+ * also writes every metric as JSON. Timings are reported, never asserted.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { DatabaseSync, StatementSync } from 'node:sqlite';
+import { parseArgs } from 'node:util';
+import { Conveyor } from '../src/index.ts';
+import type { Store } from '../src/store/contract.ts';
+import { openStore, parseStoreUrl } from '../src/store/open.ts';
+
+type Durability = 'normal' | 'full';
+type Metric = number | string | boolean | null;
+
+interface Row {
+  readonly scenario: string;
+  readonly durability: Durability | '';
+  readonly jobs: number | null;
+  /** The figure the scenario is about, formatted. */
+  readonly headline: string;
+  readonly details: string;
+  readonly metrics: Record<string, Metric>;
+}
+
+const { values: args } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    scenarios: { type: 'string' },
+    durability: { type: 'string', default: 'normal,full' },
+    scale: { type: 'string', default: '1' },
+    'idle-seconds': { type: 'string' },
+    json: { type: 'string' },
+  },
+});
+
+const SCALE = Number(args.scale);
+if (!(SCALE > 0)) throw new Error(`--scale must be a positive number, got ${args.scale}`);
+const n = (count: number): number => Math.max(1, Math.round(count * SCALE));
+const BASE_URL = args.url ?? process.env.CONVEYOR_URL;
+const DURABILITIES = (args.durability ?? 'normal,full').split(',').map((d) => {
+  if (d !== 'normal' && d !== 'full') throw new Error(`--durability takes normal and/or full, got ${d}`);
+  return d;
+});
+const IDLE_SECONDS = args['idle-seconds'] === undefined ? Math.max(2, 20 * SCALE) : Number(args['idle-seconds']);
+const QUEUE_SUFFIX = `${process.pid.toString(36)}${Date.now().toString(36)}`;
+const BATCH = 1000;
+const WARMUP = 100;
+
+// ----------------------------------------------------------------- shared helpers
+
+const PAD = 'x'.repeat(100);
+const payload = (i: number): { i: number; pad: string } => ({ i, pad: PAD });
+
+const now = (): number => performance.now();
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
+/** Runs `fn` and returns its result with the elapsed seconds. */
+async function timed<T>(fn: () => T | Promise<T>): Promise<{ secs: number; value: T }> {
+  const t0 = now();
+  const value = await fn();
+  return { secs: (now() - t0) / 1000, value };
+}
+
+/** Nearest-rank percentiles (as the peer harness computes them), in the samples' unit. */
+function percentiles(samples: ArrayLike<number>): { p50: number; p95: number; p99: number; max: number } {
+  const s = Float64Array.from(samples).sort();
+  const at = (p: number): number => s[Math.min(s.length, Math.max(1, Math.ceil((p / 100) * s.length))) - 1] ?? NaN;
+  return { p50: at(50), p95: at(95), p99: at(99), max: s[s.length - 1] ?? NaN };
+}
+
+/** Polls `cond` every `everyMs` until it holds; throws after `limitMs`. */
+async function waitFor(cond: () => boolean | Promise<boolean>, what: string, limitMs = 120_000, everyMs = 10): Promise<void> {
+  const until = now() + limitMs;
+  while (!(await cond())) {
+    if (now() > until) throw new Error(`timed out after ${limitMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+const log = (msg: string): void => {
+  process.stderr.write(`[bench] ${msg}\n`);
+};
+const rate = (x: number): string => Math.round(x).toLocaleString('en-US');
+const ms = (x: number): string => (x < 10 ? x.toFixed(3) : x.toFixed(1));
+const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits;
+
+// ------------------------------------------------------------------- store targets
+
+interface Target {
+  readonly url: string;
+  /** The SQLite file behind the url, when there is one. */
+  readonly file: string | null;
+  /** A folder on the same disk for raw SQLite files and scratch files. */
+  readonly scratch: string;
+  readonly cleanup: () => void;
+}
+
+/** The store for one scenario: the given url, or a fresh temp SQLite file. */
+function makeTarget(label: string, durability: Durability): Target {
+  if (BASE_URL !== undefined) {
+    const parsed = parseStoreUrl(BASE_URL);
+    if (parsed.kind === 'sqlite' && parsed.path !== ':memory:') {
+      const scratch = fs.mkdtempSync(path.join(path.dirname(parsed.path), `.conveyor-bench-${label}-`));
+      return {
+        url: `${BASE_URL.split('?')[0]}?durability=${durability}`,
+        file: parsed.path,
+        scratch,
+        cleanup: () => fs.rmSync(scratch, { recursive: true, force: true }),
+      };
+    }
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), `conveyor-bench-${label}-`));
+    return { url: BASE_URL, file: null, scratch, cleanup: () => fs.rmSync(scratch, { recursive: true, force: true }) };
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `conveyor-bench-${label}-`));
+  const file = path.join(dir, 'q.db');
+  return {
+    url: `sqlite://${file}${durability === 'full' ? '?durability=full' : ''}`,
+    file,
+    scratch: dir,
+    cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** A queue name of its own per scenario, so runs against a shared url do not mix. */
+const queueName = (label: string): string => `bench-${label}-${QUEUE_SUFFIX}`;
+
+async function withConveyor<T>(label: string, durability: Durability, fn: (cv: Conveyor, target: Target) => Promise<T>): Promise<T> {
+  const target = makeTarget(label, durability);
+  const cv = await Conveyor.open({ url: target.url });
+  try {
+    return await fn(cv, target);
+  } finally {
+    await cv.close();
+    target.cleanup();
+  }
+}
+
+/** Bytes of an SQLite database: main file + WAL right after a TRUNCATE checkpoint on a separate connection. */
+function sqliteFileBytes(file: string): { bytes: number; main: number; wal: number; checkpointBusy: number } {
+  const probe = new DatabaseSync(file);
+  try {
+    const r = probe.prepare('PRAGMA wal_checkpoint(TRUNCATE)').get() as { busy: number } | undefined;
+    const size = (f: string): number => (fs.existsSync(f) ? fs.statSync(f).size : 0);
+    const main = size(file);
+    const wal = size(`${file}-wal`);
+    return { bytes: main + wal, main, wal, checkpointBusy: r?.busy ?? -1 };
+  } finally {
+    probe.close();
+  }
+}
+
+// ------------------------------------------------------------------ raw node:sqlite
+
+/** A fresh file with the store's pragmas (WAL; synchronous NORMAL, or FULL) and one simple table. */
+function openRaw(dir: string, durability: Durability): DatabaseSync {
+  const file = path.join(dir, `raw-${durability}-${Math.random().toString(36).slice(2)}.db`);
+  const db = new DatabaseSync(file);
+  db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'};`);
+  db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, data TEXT NOT NULL)');
+  return db;
+}
+
+/** Raw ceiling for serial adds: BEGIN IMMEDIATE, one INSERT, COMMIT per row. */
+function rawSerial(dir: string, durability: Durability, count: number): number {
+  const db = openRaw(dir, durability);
+  try {
+    const begin = db.prepare('BEGIN IMMEDIATE');
+    const commit = db.prepare('COMMIT');
+    const insert = db.prepare('INSERT INTO t (data) VALUES (?)');
+    const one = (i: number): void => {
+      begin.run();
+      insert.run(JSON.stringify(payload(i)));
+      commit.run();
+    };
+    for (let i = 0; i < WARMUP; i++) one(-1 - i);
+    const t0 = now();
+    for (let i = 0; i < count; i++) one(i);
+    return count / ((now() - t0) / 1000);
+  } finally {
+    db.close();
+  }
+}
+
+/** Raw bulk: the same JSON text, one transaction per BATCH rows. */
+function rawBulk(dir: string, durability: Durability, count: number): number {
+  const db = openRaw(dir, durability);
+  try {
+    const begin = db.prepare('BEGIN IMMEDIATE');
+    const commit = db.prepare('COMMIT');
+    const insert = db.prepare('INSERT INTO t (data) VALUES (?)');
+    insert.run(JSON.stringify(payload(-1)));
+    const t0 = now();
+    for (let start = 0; start < count; start += BATCH) {
+      const end = Math.min(count, start + BATCH);
+      begin.run();
+      for (let i = start; i < end; i++) insert.run(JSON.stringify(payload(i)));
+      commit.run();
+    }
+    return count / ((now() - t0) / 1000);
+  } finally {
+    db.close();
+  }
+}
+
+// ------------------------------------------------------- node:sqlite statement counter
+
+/**
+ * Counts every statement node:sqlite executes in this process (StatementSync run/get/all/
+ * iterate and DatabaseSync exec), by SQL text, while installed. The peer harness's
+ * installSqliteStatementCounter does the same for better-sqlite3.
+ */
+function installSqliteCounter(): { total: () => number; bySql: Map<string, number>; uninstall: () => void } {
+  const bySql = new Map<string, number>();
+  let total = 0;
+  const count = (sql: string): void => {
+    total++;
+    bySql.set(sql, (bySql.get(sql) ?? 0) + 1);
+  };
+  const stmtProto = StatementSync.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const dbProto = DatabaseSync.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const originals: Array<[Record<string, (...a: unknown[]) => unknown>, string, (...a: unknown[]) => unknown]> = [];
+  for (const m of ['run', 'get', 'all', 'iterate']) {
+    const orig = stmtProto[m]!;
+    originals.push([stmtProto, m, orig]);
+    stmtProto[m] = function countedStatement(this: StatementSync, ...a: unknown[]) {
+      count(this.sourceSQL);
+      return orig.apply(this, a);
+    };
+  }
+  const exec = dbProto.exec!;
+  originals.push([dbProto, 'exec', exec]);
+  dbProto.exec = function countedExec(this: DatabaseSync, ...a: unknown[]) {
+    count(String(a[0]));
+    return exec.apply(this, a);
+  };
+  return {
+    total: () => total,
+    bySql,
+    uninstall: () => {
+      for (const [proto, m, orig] of originals) proto[m] = orig;
+    },
+  };
+}
+
+/** Wraps a store so every method call is counted, by method name. */
+function countingStore(inner: Store): { store: Store; total: () => number; byMethod: Map<string, number> } {
+  const byMethod = new Map<string, number>();
+  let total = 0;
+  const wrapped = new Map<PropertyKey, unknown>();
+  const store = new Proxy(inner, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      let fn = wrapped.get(prop);
+      if (fn === undefined) {
+        const name = String(prop);
+        fn = (...a: unknown[]) => {
+          total++;
+          byMethod.set(name, (byMethod.get(name) ?? 0) + 1);
+          return (value as (...x: unknown[]) => unknown).apply(target, a);
+        };
+        wrapped.set(prop, fn);
+      }
+      return fn;
+    },
+  });
+  return { store, total: () => total, byMethod };
+}
+
+// ------------------------------------------------------------------------ scenarios
+
+async function scenarioSerial(durability: Durability): Promise<Row[]> {
+  const N = n(5000);
+  const r = await withConveyor('serial', durability, async (cv, target) => {
+    const q = cv.queue(queueName('serial'));
+    for (let i = 0; i < WARMUP; i++) await q.add('bench', payload(-1 - i));
+    const lat = new Float64Array(N);
+    const { secs } = await timed(async () => {
+      for (let i = 0; i < N; i++) {
+        const s = now();
+        await q.add('bench', payload(i));
+        lat[i] = now() - s;
+      }
+    });
+    const raw = rawSerial(target.scratch, durability, N);
+    return { jobsPerS: N / secs, lat: percentiles(lat), raw };
+  });
+  return [
+    {
+      scenario: 'serial awaited adds',
+      durability,
+      jobs: N,
+      headline: `${rate(r.jobsPerS)} jobs/s`,
+      details: `add p50 ${ms(r.lat.p50)} ms, p99 ${ms(r.lat.p99)} ms; raw node:sqlite 1 INSERT/txn ${rate(r.raw)}/s (conveyor/raw ${r.jobsPerS / r.raw > 0 ? (r.jobsPerS / r.raw).toFixed(2) : '-'})`,
+      metrics: {
+        jobs_per_s: round(r.jobsPerS, 0),
+        add_p50_ms: round(r.lat.p50),
+        add_p99_ms: round(r.lat.p99),
+        add_max_ms: round(r.lat.max),
+        raw_serial_per_s: round(r.raw, 0),
+        ratio_to_raw: round(r.jobsPerS / r.raw),
+      },
+    },
+  ];
+}
+
+async function scenarioConcurrent(durability: Durability): Promise<Row[]> {
+  const N = n(20000);
+  const IN_FLIGHT = 64;
+  const jobsPerS = await withConveyor('concurrent', durability, async (cv) => {
+    const q = cv.queue(queueName('concurrent'));
+    for (let i = 0; i < WARMUP; i++) await q.add('bench', payload(-1 - i));
+    let next = 0;
+    const { secs } = await timed(() =>
+      Promise.all(
+        Array.from({ length: IN_FLIGHT }, async () => {
+          for (let i = next++; i < N; i = next++) await q.add('bench', payload(i));
+        }),
+      ),
+    );
+    const counts = await q.getCounts();
+    if (counts.waiting !== N + WARMUP) throw new Error(`concurrent: store holds ${counts.waiting} waiting jobs, expected ${N + WARMUP}`);
+    return N / secs;
+  });
+  return [
+    {
+      scenario: '64-in-flight adds',
+      durability,
+      jobs: N,
+      headline: `${rate(jobsPerS)} jobs/s`,
+      details: `${IN_FLIGHT} concurrent awaited add() loops (group commit)`,
+      metrics: { jobs_per_s: round(jobsPerS, 0), in_flight: IN_FLIGHT },
+    },
+  ];
+}
+
+async function scenarioBulk(durability: Durability): Promise<Row[]> {
+  const N = n(100000);
+  const r = await withConveyor('bulk', durability, async (cv, target) => {
+    const q = cv.queue(queueName('bulk'));
+    await q.addBulk([{ name: 'bench', data: payload(-1) }]);
+    const { secs } = await timed(async () => {
+      for (let start = 0; start < N; start += BATCH) {
+        const size = Math.min(BATCH, N - start);
+        const jobs = new Array<{ name: string; data: { i: number; pad: string } }>(size);
+        for (let k = 0; k < size; k++) jobs[k] = { name: 'bench', data: payload(start + k) };
+        await q.addBulk(jobs);
+      }
+    });
+    const raw = rawBulk(target.scratch, durability, N);
+    return { jobsPerS: N / secs, raw };
+  });
+  const ratio = r.jobsPerS / r.raw;
+  return [
+    {
+      scenario: 'bulk enqueue (addBulk × 1,000)',
+      durability,
+      jobs: N,
+      headline: `${rate(r.jobsPerS)} jobs/s`,
+      details: `raw node:sqlite INSERT, 1,000 rows/txn: ${rate(r.raw)}/s; conveyor/raw ${ratio.toFixed(2)}`,
+      metrics: { jobs_per_s: round(r.jobsPerS, 0), batch: BATCH, raw_bulk_per_s: round(r.raw, 0), ratio_to_raw: round(ratio) },
+    },
+  ];
+}
+
+async function scenarioDrain(): Promise<Row[]> {
+  const N = n(50000);
+  const CONCURRENCY = 50;
+  const r = await withConveyor('drain', 'normal', async (cv) => {
+    const q = cv.queue<{ i: number; pad: string }>(queueName('drain'));
+    for (let start = 0; start < N; start += BATCH) {
+      const size = Math.min(BATCH, N - start);
+      await q.addBulk(Array.from({ length: size }, (_, k) => ({ name: 'bench', data: payload(start + k) })));
+    }
+    const before = await q.getCounts();
+    if (before.waiting !== N) throw new Error(`drain: prefill left ${before.waiting} waiting, expected ${N}`);
+    const seen = new Uint8Array(N);
+    let calls = 0;
+    let dups = 0;
+    let firstAt = 0;
+    const t0 = now();
+    const worker = cv.worker<{ i: number; pad: string }>(
+      q.name,
+      async (job) => {
+        if (calls++ === 0) firstAt = now();
+        const i = job.data.i;
+        if (seen[i] === 1) dups++;
+        else seen[i] = 1;
+      },
+      { concurrency: CONCURRENCY },
+    );
+    let errors = 0;
+    worker.on('error', () => errors++);
+    worker.on('failed', () => errors++);
+    await waitFor(() => calls >= N, `${N} handler calls`, 150_000, 5);
+    const tHandled = now();
+    await waitFor(async () => {
+      const c = await q.getCounts();
+      return c.waiting + c.active + c.delayed === 0;
+    }, 'the store to report nothing waiting or active');
+    const tDone = now();
+    await worker.close();
+    const after = await q.getCounts();
+    let distinct = 0;
+    for (const b of seen) distinct += b;
+    const ok = calls === N && distinct === N && dups === 0 && after.completed === N && after.failed === 0 && errors === 0;
+    return { secs: (tDone - t0) / 1000, firstMs: firstAt - t0, ackLagMs: tDone - tHandled, calls, distinct, dups, after, ok, errors };
+  });
+  return [
+    {
+      scenario: 'drain (no-op jobs, concurrency 50)',
+      durability: 'normal',
+      jobs: N,
+      headline: `${rate(N / r.secs)} jobs/s`,
+      details: `${r.ok ? 'all completed, none failed, no duplicates' : `CHECK FAILED: ${JSON.stringify({ calls: r.calls, distinct: r.distinct, dups: r.dups, counts: r.after, errors: r.errors })}`}; first job after ${ms(r.firstMs)} ms, last ack ${ms(r.ackLagMs)} ms after last handler call`,
+      metrics: {
+        jobs_per_s: round(N / r.secs, 0),
+        total_s: round(r.secs),
+        first_job_ms: round(r.firstMs),
+        ack_lag_ms: round(r.ackLagMs),
+        completed: r.after.completed,
+        failed: r.after.failed,
+        duplicate_calls: r.dups,
+        ok: r.ok,
+      },
+    },
+  ];
+}
+
+async function scenarioLatency(): Promise<Row[]> {
+  const N = n(2000);
+  const RATE = 200;
+  const r = await withConveyor('latency', 'normal', async (cv) => {
+    const q = cv.queue<{ i: number; pad: string }>(queueName('latency'));
+    const sentAt = new Float64Array(N);
+    const startAt = new Float64Array(N);
+    const addLat = new Float64Array(N);
+    let received = 0;
+    const worker = cv.worker<{ i: number; pad: string }>(
+      q.name,
+      async (job) => {
+        const i = job.data.i;
+        if (startAt[i] === 0) {
+          startAt[i] = now();
+          received++;
+        }
+      },
+      { concurrency: 50 },
+    );
+    await sleep(2000); // idle and settled before the first job
+    const pending: Array<Promise<void>> = [];
+    const t0 = now();
+    for (let i = 0; i < N; i++) {
+      const wait = t0 + (i * 1000) / RATE - now();
+      if (wait > 1) await sleep(wait);
+      const s = now();
+      sentAt[i] = s;
+      // Open loop: the next send does not wait for this one.
+      pending.push(q.add('bench', payload(i)).then(() => void (addLat[i] = now() - s)));
+    }
+    await Promise.all(pending);
+    const sendSecs = (now() - t0) / 1000;
+    await waitFor(() => received >= N, 'every job to start', 30_000).catch(() => undefined);
+    await worker.close();
+    const lat: number[] = [];
+    for (let i = 0; i < N; i++) if (startAt[i]! > 0) lat.push(startAt[i]! - sentAt[i]!);
+    return { lat: percentiles(lat), add: percentiles(addLat), received, achieved: N / sendSecs };
+  });
+  return [
+    {
+      scenario: 'enqueue → handler start (200 jobs/s)',
+      durability: 'normal',
+      jobs: N,
+      headline: `p50 ${ms(r.lat.p50)} ms`,
+      details: `p95 ${ms(r.lat.p95)} ms, p99 ${ms(r.lat.p99)} ms, max ${ms(r.lat.max)} ms; add p50 ${ms(r.add.p50)} ms; ${r.received}/${N} started; sent at ${r.achieved.toFixed(0)} jobs/s`,
+      metrics: {
+        p50_ms: round(r.lat.p50),
+        p95_ms: round(r.lat.p95),
+        p99_ms: round(r.lat.p99),
+        max_ms: round(r.lat.max),
+        add_p50_ms: round(r.add.p50),
+        add_p99_ms: round(r.add.p99),
+        received: r.received,
+        rate_achieved: round(r.achieved, 1),
+      },
+    },
+  ];
+}
+
+async function scenarioIdle(): Promise<Row[]> {
+  const SETTLE_MS = 3000;
+  const target = makeTarget('idle', 'normal');
+  const counted = countingStore(openStore({ url: target.url }));
+  const sqlite = installSqliteCounter();
+  const cv = await Conveyor.open({ store: counted.store });
+  try {
+    // A queue that has had a job (its row exists), whose worker has nothing left to do.
+    const q = cv.queue(queueName('idle'));
+    await q.add('bench', payload(0));
+    const worker = cv.worker(q.name, async () => {}, { concurrency: 50 });
+    await waitFor(async () => (await q.getCounts()).completed === 1, 'the one job to complete');
+    await sleep(SETTLE_MS);
+    const calls0 = counted.total();
+    const methods0 = new Map(counted.byMethod);
+    const stmts0 = sqlite.total();
+    const sql0 = new Map(sqlite.bySql);
+    const t0 = now();
+    await sleep(IDLE_SECONDS * 1000);
+    const secs = (now() - t0) / 1000;
+    const calls = counted.total() - calls0;
+    const stmts = sqlite.total() - stmts0;
+    const perMin = (x: number): number => (x * 60) / secs;
+    const diff = (after: Map<string, number>, before: Map<string, number>): string =>
+      [...after]
+        .map(([k, v]): [string, number] => [k, v - (before.get(k) ?? 0)])
+        .filter(([, v]) => v > 0)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k.replace(/\s+/g, ' ').slice(0, 60)} ×${v}`)
+        .join('; ');
+    const methods = diff(counted.byMethod, methods0);
+    const sql = diff(sqlite.bySql, sql0);
+    await worker.close();
+    return [
+      {
+        scenario: 'idle worker: store calls',
+        durability: 'normal',
+        jobs: null,
+        headline: `${perMin(calls).toFixed(1)} calls/min`,
+        details: `${calls} calls in ${secs.toFixed(1)} s: ${methods || 'none'}`,
+        metrics: { store_calls_per_min: round(perMin(calls), 1), window_s: round(secs, 1), store_calls: calls, by_method: methods },
+      },
+      {
+        scenario: 'idle worker: SQLite statements',
+        durability: 'normal',
+        jobs: null,
+        headline: `${perMin(stmts).toFixed(1)} statements/min`,
+        details: `${stmts} in ${secs.toFixed(1)} s: ${sql || 'none'}`,
+        metrics: { statements_per_min: round(perMin(stmts), 1), window_s: round(secs, 1), statements: stmts, by_sql: sql },
+      },
+    ];
+  } finally {
+    sqlite.uninstall();
+    await cv.close();
+    target.cleanup();
+  }
+}
+
+async function scenarioStorage(): Promise<Row[]> {
+  const N = n(100000);
+  return withConveyor('storage', 'normal', async (cv, target) => {
+    if (target.file === null) return [];
+    const q = cv.queue(queueName('storage'));
+    const s0 = sqliteFileBytes(target.file);
+    for (let start = 0; start < N; start += BATCH) {
+      const size = Math.min(BATCH, N - start);
+      await q.addBulk(Array.from({ length: size }, (_, k) => ({ name: 'bench', data: payload(start + k) })));
+    }
+    const counts = await q.getCounts();
+    const s1 = sqliteFileBytes(target.file);
+    const perJob = (s1.bytes - s0.bytes) / N;
+    return [
+      {
+        scenario: 'bytes per waiting job',
+        durability: 'normal',
+        jobs: N,
+        headline: `${perJob.toFixed(1)} bytes/job`,
+        details: `file+WAL after wal_checkpoint(TRUNCATE): ${s0.bytes.toLocaleString('en-US')} → ${s1.bytes.toLocaleString('en-US')} bytes (WAL ${s1.wal}, checkpoint busy=${s1.checkpointBusy}); ${counts.waiting} waiting`,
+        metrics: { bytes_per_job: round(perJob, 1), bytes_before: s0.bytes, bytes_after: s1.bytes, wal_after: s1.wal, waiting: counts.waiting },
+      },
+    ];
+  });
+}
+
+async function scenarioRecovery(): Promise<Row[]> {
+  const N = n(2000);
+  const KILL_AFTER = Math.max(1, Math.round(N / 10));
+  const CONCURRENCY = 10;
+  const LEASE_MS = 2000;
+  const HANDLER_MS = 10;
+  const r = await withConveyor('recovery', 'normal', async (cv, target) => {
+    const q = cv.queue<{ i: number; pad: string }>(queueName('recovery'));
+    for (let start = 0; start < N; start += BATCH) {
+      const size = Math.min(BATCH, N - start);
+      await q.addBulk(Array.from({ length: size }, (_, k) => ({ name: 'bench', data: payload(start + k) })));
+    }
+    const startsFile = path.join(target.scratch, 'child-starts.txt');
+    const child = spawn(
+      process.execPath,
+      [path.join(import.meta.dirname, 'child-worker.ts'), target.url, q.name, String(CONCURRENCY), String(LEASE_MS), String(HANDLER_MS), startsFile],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    await waitFor(() => out.includes('ready'), 'the child worker to start', 30_000);
+    await waitFor(async () => (await q.getCounts()).completed >= KILL_AFTER, `${KILL_AFTER} jobs completed by the child`, 60_000, 2);
+    child.kill('SIGKILL');
+    const tKill = now();
+    await exited;
+    const atKill = await q.getCounts();
+
+    const rescuerStarts: number[] = [];
+    let firstStalledAt = 0;
+    const rescuer = cv.worker<{ i: number; pad: string }>(
+      q.name,
+      async (job) => {
+        rescuerStarts.push(job.data.i);
+        await sleep(HANDLER_MS);
+      },
+      { concurrency: CONCURRENCY, leaseMs: LEASE_MS },
+    );
+    rescuer.on('stalled', () => {
+      if (firstStalledAt === 0) firstStalledAt = now();
+    });
+    await waitFor(async () => {
+      const c = await q.getCounts();
+      return c.completed + c.failed === N && c.active + c.waiting + c.delayed === 0;
+    }, 'every job to finish', 120_000, 5);
+    const tDone = now();
+    await rescuer.close();
+    const after = await q.getCounts();
+
+    const childStarts = fs.readFileSync(startsFile, 'utf8').split('\n').filter((l) => l !== '').map(Number);
+    const runs = new Uint16Array(N);
+    for (const i of childStarts) runs[i]!++;
+    for (const i of rescuerStarts) runs[i]!++;
+    let twice = 0;
+    let never = 0;
+    for (const c of runs) {
+      if (c >= 2) twice++;
+      if (c === 0) never++;
+    }
+    return {
+      recoverMs: tDone - tKill,
+      firstStalledMs: firstStalledAt === 0 ? null : firstStalledAt - tKill,
+      atKill,
+      after,
+      twice,
+      never,
+      childStarts: childStarts.length,
+      rescuerStarts: rescuerStarts.length,
+    };
+  });
+  return [
+    {
+      scenario: 'recover a SIGKILLed worker',
+      durability: 'normal',
+      jobs: N,
+      headline: `${rate(r.recoverMs)} ms`,
+      details: `kill after ${r.atKill.completed} completed (${r.atKill.active} left active); first stalled job recovered ${r.firstStalledMs === null ? '-' : rate(r.firstStalledMs)} ms after the kill; ran twice: ${r.twice}; never ran: ${r.never}; final ${r.after.completed} completed, ${r.after.failed} failed (leaseMs ${LEASE_MS}, concurrency ${CONCURRENCY}, ${HANDLER_MS} ms handlers)`,
+      metrics: {
+        recover_ms: round(r.recoverMs, 1),
+        first_stalled_ms: r.firstStalledMs === null ? null : round(r.firstStalledMs, 1),
+        completed_at_kill: r.atKill.completed,
+        active_at_kill: r.atKill.active,
+        ran_twice: r.twice,
+        never_ran: r.never,
+        child_starts: r.childStarts,
+        rescuer_starts: r.rescuerStarts,
+        completed: r.after.completed,
+        failed: r.after.failed,
+      },
+    },
+  ];
+}
+
+// ---------------------------------------------------------------------------- main
+
+const SCENARIOS: Record<string, () => Promise<Row[]>> = {
+  serial: () => eachDurability(scenarioSerial),
+  concurrent: () => eachDurability(scenarioConcurrent),
+  bulk: () => eachDurability(scenarioBulk),
+  drain: scenarioDrain,
+  latency: scenarioLatency,
+  idle: scenarioIdle,
+  storage: scenarioStorage,
+  recovery: scenarioRecovery,
+};
+
+/** Runs an enqueue scenario once per selected durability, one after the other. */
+async function eachDurability(fn: (d: Durability) => Promise<Row[]>): Promise<Row[]> {
+  const out: Row[] = [];
+  for (const d of DURABILITIES) out.push(...(await fn(d)));
+  return out;
+}
+
+function sqliteVersion(): string {
+  const db = new DatabaseSync(':memory:');
+  try {
+    return (db.prepare('SELECT sqlite_version() AS v').get() as { v: string }).v;
+  } finally {
+    db.close();
+  }
+}
+
+function table(rows: readonly Row[]): string {
+  const lines = ['| scenario | durability | jobs | result | details |', '|---|---|---:|---:|---|'];
+  for (const r of rows) {
+    lines.push(`| ${r.scenario} | ${r.durability} | ${r.jobs === null ? '' : r.jobs.toLocaleString('en-US')} | ${r.headline} | ${r.details.replaceAll('|', '\\|')} |`);
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const names = args.scenarios === undefined ? Object.keys(SCENARIOS) : args.scenarios.split(',').map((s) => s.trim());
+  for (const name of names) {
+    if (!(name in SCENARIOS)) throw new Error(`unknown scenario '${name}'; scenarios: ${Object.keys(SCENARIOS).join(', ')}`);
+  }
+  const meta = {
+    date: new Date().toISOString(),
+    node: process.version,
+    sqlite: sqliteVersion(),
+    cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown cpu'}`,
+    os: `${os.type()} ${os.release()}`,
+    store: BASE_URL ?? 'fresh temp SQLite file per scenario (os.tmpdir())',
+    scale: SCALE,
+  };
+  const rows: Row[] = [];
+  const failures: string[] = [];
+  for (const name of names) {
+    log(`${name}…`);
+    const t0 = now();
+    try {
+      const r = await SCENARIOS[name]!();
+      rows.push(...r);
+      for (const row of r) log(`  ${row.scenario} ${row.durability}: ${row.headline}`);
+    } catch (err) {
+      failures.push(`${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      log(`  ${name} FAILED: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    log(`  (${((now() - t0) / 1000).toFixed(1)} s)`);
+  }
+  const header = `conveyor bench — ${meta.date}, Node ${meta.node}, SQLite ${meta.sqlite}, ${meta.cpus}, ${meta.os}; store: ${meta.store}; scale ${meta.scale}`;
+  process.stdout.write(`${header}\n\n${table(rows)}\n`);
+  if (failures.length > 0) process.stdout.write(`\nFailed scenarios:\n${failures.map((f) => `- ${f}`).join('\n')}\n`);
+  if (args.json !== undefined) {
+    fs.writeFileSync(args.json, `${JSON.stringify({ meta, rows, failures }, null, 2)}\n`);
+    log(`wrote ${args.json}`);
+  }
+  process.exitCode = failures.length > 0 ? 1 : 0;
+}
+
+await main();

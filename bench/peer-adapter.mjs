@@ -1,0 +1,200 @@
+// conveyor adapter for the peer benchmark harness (/work/shared/peer-bench, see its README
+// for the interface). Runs conveyor beside BullMQ, graphile-worker, plainjob, … under the
+// same seven workloads:
+//
+//   cd /work/main && npm run build          # this adapter imports the BUILT package, dist/
+//   cd <peer-bench> && OUT=/tmp/peer-run REPS=1 \
+//     SYSTEMS="plainjob graphile bullmq /work/main/bench/peer-adapter.mjs" bash run-all.sh
+//
+// It imports conveyor from ../dist/index.js (compiled by `npm run build` in the conveyor
+// repo), not from src/: the harness runs under plain Node with its own node_modules, and
+// the compiled package is what users install. Rebuild after changing src/.
+//
+// Store: CONVEYOR_URL if set (the adapter's queue `bench` is emptied in setup()); unset, a
+// fresh temp SQLite file per run in its own temp folder, removed in close().
+//
+// Settings used, and why (conveyor's README and src/engine/worker.ts defaults; nothing is
+// tuned for the harness, one configuration for every scenario):
+// - Conveyor.open({ url }) defaults: SQLite in WAL mode with synchronous=NORMAL (durability
+//   'normal': an acknowledged add survives a crash of any process, not necessarily a power
+//   loss; the same durability as plainjob, liteque and sidequest-sqlite here).
+// - Worker: cv.worker('bench', async (job) => handler(job.data), { concurrency: C }) with
+//   conveyor's defaults otherwise: batchSize = max(C, 10) jobs per claim, prefetch = C
+//   (at most C handlers run; up to C more claimed jobs wait in the local buffer and count
+//   as pending, since the store reports them active), leaseMs 30,000 renewed every 10 s,
+//   stalled-job check every 15 s, idle safety-net poll every 5 s (pollMs); new jobs from
+//   this process wake the worker at once through the store's in-process signal, jobs from
+//   other processes through a watch on the WAL file. Completions are written in batches
+//   (one completeMany per event-loop turn); completed jobs are kept (state completed).
+// - Enqueue: Queue.add (concurrent adds in one turn share one transaction: group commit).
+// - Bulk: Queue.addBulk (one transaction per call, multi-row INSERTs).
+// - counts(): Queue.getCounts(); pending = waiting + delayed + active (active includes
+//   claimed-but-buffered jobs), completed = completed.
+// - Statements: no server, so the counter is client side: every node:sqlite
+//   StatementSync run/get/all/iterate and DatabaseSync exec call in this process, counted
+//   by patching the prototypes (transaction control included: conveyor prepares BEGIN
+//   IMMEDIATE / COMMIT as statements). In the harness every node:sqlite statement in the
+//   process is conveyor's; the adapter's own storage checkpoint is excluded. Headline and
+//   client-side figure are the same counter, as for the other SQLite peers.
+// - Storage: database file + WAL after PRAGMA wal_checkpoint(TRUNCATE) issued on a
+//   separate node:sqlite connection (the same SQLite library copy as conveyor's), before
+//   and after, as lib/common.mjs sqliteFileBytes does for the better-sqlite3 peers.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DatabaseSync, StatementSync } from 'node:sqlite';
+import { Conveyor } from '../dist/index.js';
+
+const QUEUE = 'bench';
+const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+
+// ------------------------------------------------------------ statement counter
+// Installed once per process; `uncounted` brackets the adapter's own statements.
+const counter = { n: 0, uncounted: 0 };
+let patched = false;
+function installNodeSqliteCounter() {
+  if (patched) return;
+  patched = true;
+  for (const m of ['run', 'get', 'all', 'iterate']) {
+    const orig = StatementSync.prototype[m];
+    StatementSync.prototype[m] = function countedStatement(...args) {
+      if (counter.uncounted === 0) counter.n++;
+      return orig.apply(this, args);
+    };
+  }
+  const exec = DatabaseSync.prototype.exec;
+  DatabaseSync.prototype.exec = function countedExec(...args) {
+    if (counter.uncounted === 0) counter.n++;
+    return exec.apply(this, args);
+  };
+}
+
+function uncounted(fn) {
+  counter.uncounted++;
+  try {
+    return fn();
+  } finally {
+    counter.uncounted--;
+  }
+}
+
+/** File + WAL after a TRUNCATE checkpoint on a separate node:sqlite connection. */
+function sqliteFileBytes(file) {
+  return uncounted(() => {
+    const probe = new DatabaseSync(file);
+    try {
+      const checkpoint = probe.prepare('PRAGMA wal_checkpoint(TRUNCATE)').get() ?? null;
+      const size = (f) => (fs.existsSync(f) ? fs.statSync(f).size : 0);
+      const main = size(file);
+      const wal = size(`${file}-wal`);
+      return { bytes: main + wal, main, wal, checkpoint };
+    } finally {
+      probe.close();
+    }
+  });
+}
+
+function sqliteVersion() {
+  return uncounted(() => {
+    const db = new DatabaseSync(':memory:');
+    try {
+      return db.prepare('SELECT sqlite_version() AS v').get().v;
+    } finally {
+      db.close();
+    }
+  });
+}
+
+export default function createAdapter() {
+  let dir = null;
+  let file = null;
+  let cv = null;
+  let queue = null;
+  const errors = [];
+  installNodeSqliteCounter();
+
+  return {
+    name: 'conveyor',
+    version: pkg.version,
+    backend: `sqlite (node:sqlite, SQLite ${sqliteVersion()})`,
+    settings: {
+      worker: "cv.worker('bench', handler, { concurrency: C }); defaults: batchSize=max(C,10), prefetch=C, leaseMs=30000, pollMs=5000 (wake-up signals on enqueue)",
+      store: process.env.CONVEYOR_URL ? `CONVEYOR_URL=${process.env.CONVEYOR_URL}` : 'Conveyor.open defaults: fresh SQLite file, WAL, synchronous=NORMAL (durability normal)',
+      enqueue: 'Queue.add (group commit of concurrent adds)',
+      bulk: 'Queue.addBulk (one transaction per call)',
+    },
+    errors,
+
+    async setup() {
+      let url = process.env.CONVEYOR_URL;
+      if (!url) {
+        dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-conveyor-'));
+        file = path.join(dir, 'q.db');
+        url = `sqlite://${file}`;
+      } else if (/^sqlite:/i.test(url) || url.startsWith('/')) {
+        const rest = url.split('?')[0].replace(/^sqlite:(\/\/)?/i, '');
+        file = path.resolve(decodeURIComponent(rest));
+      }
+      cv = await Conveyor.open({ url });
+      queue = cv.queue(QUEUE);
+      // A shared store keeps other data; the harness's queue starts empty.
+      if (process.env.CONVEYOR_URL) {
+        await queue.drain({ delayed: true });
+        for (const state of ['completed', 'failed', 'cancelled']) await queue.clean({ state });
+        const c = await queue.getCounts();
+        if (c.active > 0) throw new Error(`queue ${QUEUE} in ${url} has ${c.active} active jobs; use an idle store`);
+      }
+      this.backend = `sqlite ${sqliteVersion()} (node:sqlite, Node ${process.version}, journal wal)`;
+    },
+
+    async enqueue(data) {
+      await queue.add(QUEUE, data);
+    },
+
+    async enqueueBulk(datas) {
+      const jobs = new Array(datas.length);
+      for (let k = 0; k < datas.length; k++) jobs[k] = { name: QUEUE, data: datas[k] };
+      await queue.addBulk(jobs);
+    },
+
+    async startWorker({ concurrency, handler }) {
+      const worker = cv.worker(QUEUE, async (job) => handler(job.data), { concurrency });
+      worker.on('error', (e) => errors.push(`worker: ${String(e?.message ?? e).slice(0, 200)}`));
+      worker.on('failed', (job, e) => errors.push(`job ${job.id} failed: ${String(e?.message ?? e).slice(0, 200)}`));
+      return { stop: () => worker.close() };
+    },
+
+    async counts() {
+      const c = await queue.getCounts();
+      return {
+        pending: c.waiting + c.delayed + c.active,
+        failed: c.failed,
+        completed: c.completed,
+        completedSource: 'Queue.getCounts().completed',
+      };
+    },
+
+    async storage() {
+      if (file === null) return { bytes: 0, primary: 'n/a: CONVEYOR_URL is not a SQLite file' };
+      const s = sqliteFileBytes(file);
+      return { bytes: s.bytes, primary: 'database file + WAL file size after wal_checkpoint(TRUNCATE) on a separate node:sqlite connection' };
+    },
+
+    async statementCounters() {
+      const c = {
+        kind: 'node:sqlite StatementSync run/get/all/iterate + DatabaseSync exec calls in-process (client side; SQLite has no server; every node:sqlite statement in this process is conveyor\'s)',
+        read: async () => counter.n,
+        close: async () => {},
+      };
+      return [c, c];
+    },
+
+    async close() {
+      try {
+        await cv?.close();
+      } finally {
+        if (dir) fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}
