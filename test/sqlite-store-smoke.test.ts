@@ -117,8 +117,10 @@ describe('sqlite store smoke', () => {
       for (let stall = 1; stall <= 2; stall++) {
         const c = await store.claim({ queues: ['q'], workerId: 'w', limit: 1, leaseMs: 1000, now });
         assert.equal(c.jobs[0]!.lease.expiresAt, now + 10, 'the job’s own leaseMs wins');
+        assert.deepEqual(await store.recoverStalled({ maxStalls: 1, limit: 10, now: now + 10 }), [], 'held at expiresAt');
         now += 11;
-        const rec = await store.recoverStalled({ maxStalls: 1, limit: 10, now });
+        assert.deepEqual(await store.recoverStalled({ queues: ['other'], maxStalls: 1, limit: 10, now }), []);
+        const rec = await store.recoverStalled({ queues: ['q'], maxStalls: 1, limit: 10, now });
         assert.deepEqual(rec.map((r) => r.state), [stall === 1 ? 'waiting' : 'failed']);
       }
       const final = await store.getJob({ queue: 'q', id: '1' });
@@ -242,6 +244,11 @@ describe('sqlite store smoke', () => {
     const other = new DatabaseSync(file);
     try {
       other.exec('BEGIN IMMEDIATE');
+      // An idle poll (nothing to claim) is a plain read and never waits for the lock.
+      assert.deepEqual(store.claim({ queues: ['q'], workerId: 'w', limit: 1, leaseMs: 1000, now: T0 }), { jobs: [], nextRunAt: null });
+      other.exec('ROLLBACK');
+      await store.enqueueMany({ jobs: [job()], now: T0 });
+      other.exec('BEGIN IMMEDIATE');
       const started = Date.now();
       await assert.rejects(
         async () => store.claim({ queues: ['q'], workerId: 'w', limit: 1, leaseMs: 1000, now: T0 }),
@@ -270,11 +277,17 @@ describe('sqlite store smoke', () => {
     );
   });
 
-  it('an unopenable path is STORE_UNAVAILABLE', () => {
+  it('an unopenable path or a file that is not a database is STORE_UNAVAILABLE', () => {
     const blocker = path.join(dir, 'not-a-dir');
     fs.writeFileSync(blocker, 'x');
     assert.throws(
       () => openSqliteStore({ path: path.join(blocker, 'q.db'), durability: 'normal', busyTimeoutMs: 100 }),
+      (err: unknown) => isConveyorError(err, 'STORE_UNAVAILABLE'),
+    );
+    const garbage = path.join(dir, 'garbage.db');
+    fs.writeFileSync(garbage, 'this is not a database, it is just a text file that is long enough '.repeat(100));
+    assert.throws(
+      () => openSqliteStore({ path: garbage, durability: 'normal', busyTimeoutMs: 100 }),
       (err: unknown) => isConveyorError(err, 'STORE_UNAVAILABLE'),
     );
   });

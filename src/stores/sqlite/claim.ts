@@ -1,5 +1,9 @@
 /**
- * claim: the worker's hot path. One write transaction that
+ * claim: the worker's hot path.
+ *
+ * First a plain read (no lock) checks whether there is anything to claim: an idle worker's
+ * poll then costs one SELECT and never takes the write lock, which other processes'
+ * writers would have to wait for. Otherwise one write transaction
  *   1. skips paused (and unknown) queues,
  *   2. promotes due delayed jobs of the remaining queues to waiting,
  *   3. takes the first `limit` waiting jobs in claim order with one
@@ -7,19 +11,20 @@
  *   4. when fewer than `limit` were found, reads the earliest delayed runAt (`nextRunAt`).
  *
  * RETURNING yields rows in no guaranteed order, so they are sorted in JS afterwards.
- * Lease tokens are one random UUID per claim call plus the job's seq: unique per job and
- * claim (tokens must differ between the jobs of one claim), for one randomUUID per call.
+ * Lease tokens are one random value per claim call plus the job's queue id and seq (see
+ * leaseRef in rows.ts): unique per job and claim. The random part is 96 bits in 16
+ * characters rather than a 36-character UUID, because a claim grows every row it touches
+ * by the lease columns, and rows that outgrow their page make SQLite rebalance pages.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { StatementSync } from 'node:sqlite';
 import type { ClaimedJob, ClaimParams, ClaimResult } from '../../store/contract.ts';
 import { prepare, type StoreContext } from './context.ts';
-import { COL, compareClaimOrder, JOB_COLUMNS, toJobRecord, type JobRow } from './rows.ts';
+import { COL, compareClaimOrder, JOB_COLUMNS, LEASE_TOKEN_SQL, toJobRecord, type JobRow } from './rows.ts';
 
 const CLAIM_ORDER = 'ORDER BY priority DESC, run_at, seq';
-/** ?1 owner, ?2 token prefix, ?3 now, ?4 default lease ms. */
-const SET_ACTIVE =
-  "UPDATE jobs SET state = 1, lease_owner = ?1, lease_token = ?2 || '.' || seq, lease_until = ?3 + coalesce(lease_ms, ?4), started_at = ?3";
+/** ?1 owner, ?2 random token part, ?3 now, ?4 default lease ms. */
+const SET_ACTIVE = `UPDATE jobs SET state = 1, lease_owner = ?1, lease_token = ${LEASE_TOKEN_SQL}, lease_until = ?3 + coalesce(lease_ms, ?4), started_at = ?3`;
 
 interface QueueFlags {
   readonly id: number;
@@ -34,6 +39,7 @@ export class Claimer {
   readonly #promote: StatementSync;
   readonly #claimOne: StatementSync;
   readonly #nextRunAt: StatementSync;
+  readonly #probe: StatementSync;
   /** Claim statements for k > 1 queues, by k. */
   readonly #claimMany = new Map<number, StatementSync>();
 
@@ -49,6 +55,34 @@ export class Claimer {
       true,
     );
     this.#nextRunAt = db.prepare('SELECT min(run_at) AS t FROM jobs WHERE queue = ? AND state = 2');
+    // [paused, has waiting jobs, earliest delayed runAt] of one queue, each an index probe.
+    this.#probe = prepare(
+      db,
+      `SELECT paused,
+         EXISTS (SELECT 1 FROM jobs WHERE queue = queues.id AND state = 0),
+         (SELECT min(run_at) FROM jobs WHERE queue = queues.id AND state = 2)
+       FROM queues WHERE name = ?`,
+      true,
+    );
+  }
+
+  /**
+   * Without a transaction: the answer when nothing can be claimed (every queue paused,
+   * unknown, or without waiting or due jobs), or null when a claim should be attempted.
+   * A job added just after this read is simply picked up by the next claim, exactly as if
+   * it had been added after the claim.
+   */
+  nothingToClaim(params: ClaimParams): ClaimResult | null {
+    if (params.limit <= 0 || params.queues.length === 0) return none();
+    let nextRunAt: number | null = null;
+    for (const name of params.queues) {
+      const row = this.#probe.get(name) as unknown as [paused: number, waiting: number, delayed: number | null] | undefined;
+      if (row === undefined || row[0] !== 0) continue;
+      const [, waiting, delayed] = row;
+      if (waiting !== 0 || (delayed !== null && delayed <= params.now)) return null;
+      if (delayed !== null && (nextRunAt === null || delayed < nextRunAt)) nextRunAt = delayed;
+    }
+    return { jobs: [], nextRunAt };
   }
 
   /** Runs inside a write transaction. */
@@ -71,7 +105,7 @@ export class Claimer {
     for (const id of ids) this.#promote.run(id, now);
 
     // 3. Take the jobs.
-    const token = randomUUID();
+    const token = randomBytes(12).toString('base64url');
     const rows = (
       ids.length === 1
         ? this.#claimOne.all(params.workerId, token, now, params.leaseMs, ids[0]!, limit)

@@ -216,7 +216,7 @@ export class TransactionRunner {
   async #retry<T>(operation: string, fn: () => T, begin: StatementSync | null, deadline: number): Promise<T> {
     let backoff = BACKOFF_START_MS;
     for (;;) {
-      // Full jitter around the current step, so processes that collided spread out.
+      // ±50% jitter around the current step, so processes that collided spread out.
       const wait = Math.min(backoff, BACKOFF_MAX_MS) * (0.5 + Math.random());
       await sleep(Math.max(1, Math.min(wait, deadline - Date.now())));
       if (this.#closed) throw closedError();

@@ -91,6 +91,9 @@ export class Enqueuer {
 
   #insertRun(jobs: readonly NewJob[], from: number, to: number, now: number, results: EnqueueResult[]): void {
     const { queues } = this.#ctx;
+    // Batches are usually for one queue: resolve its id once per run of equal names.
+    let queueName: string | null = null;
+    let queueId = 0;
     let i = from;
     while (i < to) {
       const left = to - i;
@@ -99,7 +102,11 @@ export class Enqueuer {
       let p = 0;
       for (let k = i; k < i + n; k++) {
         const job = jobs[k]!;
-        params[p++] = queues.ensure(job.queue);
+        if (job.queue !== queueName) {
+          queueName = job.queue;
+          queueId = queues.ensure(queueName);
+        }
+        params[p++] = queueId;
         params[p++] = job.name;
         params[p++] = job.data;
         params[p++] = encodeOpts(job.opts);

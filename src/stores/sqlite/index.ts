@@ -118,6 +118,13 @@ export class SqliteStore implements Store {
   // -------------------------------------------------------------------- workers
 
   claim(params: ClaimParams): ClaimResult | Promise<ClaimResult> {
+    // A lock-free read first: idle polls never take the write lock.
+    const idle = this.#runner.read('claim', () => this.#claimer.nothingToClaim(params));
+    if (idle instanceof Promise) return idle.then((answer) => answer ?? this.#claimForReal(params));
+    return idle ?? this.#claimForReal(params);
+  }
+
+  #claimForReal(params: ClaimParams): ClaimResult | Promise<ClaimResult> {
     return this.#runner.write('claim', () => this.#claimer.claim(params));
   }
 
@@ -145,6 +152,13 @@ export class SqliteStore implements Store {
   }
 
   recoverStalled(params: RecoverParams): readonly RecoveredJob[] | Promise<readonly RecoveredJob[]> {
+    // A lock-free probe first: the periodic check of an idle worker never takes the write lock.
+    const nothing = this.#runner.read('recoverStalled', () => this.#acks.nothingToRecover(params));
+    if (nothing instanceof Promise) return nothing.then((none) => (none ? [] : this.#recoverForReal(params)));
+    return nothing ? [] : this.#recoverForReal(params);
+  }
+
+  #recoverForReal(params: RecoverParams): readonly RecoveredJob[] | Promise<readonly RecoveredJob[]> {
     return this.#runner.write('recoverStalled', () => this.#acks.recover(params));
   }
 

@@ -8,7 +8,7 @@ import type { StatementSync } from 'node:sqlite';
 import { prepare, type StoreContext } from './context.ts';
 import { seqOf } from './rows.ts';
 
-/** The placeholder a template uses for the id condition; it binds the id as `?ID` (give the number). */
+/** Where a template wants the id condition. */
 const ID = '$ID';
 
 export class ByIdStatement {

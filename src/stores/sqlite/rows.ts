@@ -42,7 +42,9 @@ export const FIRST_FINISHED_CODE = 3;
  * all-digit id, so the two spaces cannot collide.
  *
  * Returns the seq an id denotes, or null when the id is a key. Only the canonical decimal
- * form counts ('007' is not job 7), so every job has exactly one id.
+ * form counts ('007' is not job 7), so every job has exactly one id: an all-digit id that
+ * is not canonical (or too large) yields -1, a seq no row has, so lookups answer "not
+ * found" rather than falling back to a key lookup.
  */
 export function seqOf(id: string): number | null {
   const c = id.charCodeAt(0);
@@ -52,11 +54,31 @@ export function seqOf(id: string): number | null {
   const n = Number(id);
   return Number.isSafeInteger(n) && String(n) === id ? n : -1;
 }
-// Note: an all-digit id that is not canonical (or too large) yields -1, a seq no row has,
-// so lookups answer "not found" instead of falling back to a key lookup.
 
 export function publicId(key: string | null, seq: number): string {
   return key ?? String(seq);
+}
+
+// -------------------------------------------------------------------------- leases
+
+/**
+ * Lease tokens are made by the claim statement as `<random>.<queue id>.<seq>`: a random
+ * part per claim call (base64url, so without dots), then the job's queue id and seq. That makes every token unique per
+ * job and claim with one randomUUID per call, and lets an acknowledgement whose token
+ * matched (so was written by a claim) know the job's queue and seq without another query.
+ * To callers the token stays opaque.
+ */
+export const LEASE_TOKEN_SQL = "?2 || '.' || queue || '.' || seq";
+
+export function leaseRef(token: string): { readonly queue: number; readonly seq: number } {
+  const b = token.lastIndexOf('.');
+  const a = token.lastIndexOf('.', b - 1);
+  const queue = Number(token.slice(a + 1, b));
+  const seq = Number(token.slice(b + 1));
+  if (a < 0 || !Number.isSafeInteger(queue) || !Number.isSafeInteger(seq)) {
+    throw new Error(`malformed lease token in the database: ${token}`);
+  }
+  return { queue, seq };
 }
 
 // ------------------------------------------------------------------------- options
@@ -66,14 +88,10 @@ export function publicId(key: string | null, seq: number): string {
  * (the SQL reads both), and only the remaining keys are kept as JSON in `opts`, which is
  * NULL in the common case of no other options. This saves ~15-25 bytes per job.
  *
- * Engines usually pass the same defaults object for many jobs, so the encoding is cached
- * per object identity.
+ * Not cached: a WeakMap keyed by the options object measured ~1 µs per job in bulk
+ * enqueues (engines build a fresh object per job), far more than this loop costs.
  */
-const encodedOpts = new WeakMap<StoredJobOptions, string | null>();
-
 export function encodeOpts(opts: StoredJobOptions): string | null {
-  const cached = encodedOpts.get(opts);
-  if (cached !== undefined) return cached;
   let rest: Record<string, unknown> | null = null;
   for (const k in opts) {
     if (k === 'attempts' || k === 'leaseMs') continue;
@@ -81,9 +99,7 @@ export function encodeOpts(opts: StoredJobOptions): string | null {
     if (v === undefined) continue;
     (rest ??= {})[k] = v;
   }
-  const text = rest === null ? null : JSON.stringify(rest);
-  encodedOpts.set(opts, text);
-  return text;
+  return rest === null ? null : JSON.stringify(rest);
 }
 
 export function decodeOpts(text: string | null, maxAttempts: number, leaseMs: number | null): StoredJobOptions {
