@@ -65,7 +65,8 @@ export class AckBatcher<Meta> {
     this.scheduled = setImmediate(() => this.flushNow());
   }
 
-  private flushNow(): void {
+  /** Writes what is queued now instead of at the end of this turn of the event loop. */
+  flushNow(): void {
     if (this.scheduled !== undefined) {
       clearImmediate(this.scheduled as ReturnType<typeof setImmediate>);
       clearTimeout(this.scheduled as ReturnType<typeof setTimeout>);

@@ -42,9 +42,13 @@ export type Handler<Data = unknown, Result = unknown> = (job: Job<Data>, context
 export interface WorkerOptions {
   /** Handlers running at once. Default 1. */
   readonly concurrency?: number;
-  /** Most jobs taken per claim. Default: max(concurrency, 10), at most 1000. */
+  /** Most jobs taken per claim. Default: 4 × concurrency (at least 10, at most 1000). */
   readonly batchSize?: number;
-  /** Jobs claimed ahead of free handler slots. Default: concurrency. 0 claims only for free slots. */
+  /**
+   * Jobs claimed ahead of free handler slots. Default: adaptive (see docs/guide.md): 3 ×
+   * concurrency while jobs are short (< 25 ms), none while they are long (> 500 ms), else
+   * concurrency. 0 claims only for free slots: strict priority and fair sharing between workers.
+   */
   readonly prefetch?: number;
   /** Lease length in ms; renewed every third of it. Default 30,000. */
   readonly leaseMs?: number;
@@ -88,7 +92,8 @@ const WORKER_HINTS: Readonly<Record<string, string>> = {
 interface Settings {
   readonly concurrency: number;
   readonly batchSize: number;
-  readonly prefetch: number;
+  /** Fixed prefetch, or undefined for adaptive. */
+  readonly prefetch: number | undefined;
   readonly leaseMs: number;
   readonly maxStalls: number;
   readonly stalledCheckMs: number;
@@ -106,8 +111,8 @@ function normalizeWorkerOptions(o: WorkerOptions | undefined): Settings & { name
   const leaseMs = o?.leaseMs === undefined ? 30_000 : checkDuration(o.leaseMs, 'leaseMs', 100);
   return {
     concurrency,
-    batchSize: o?.batchSize === undefined ? Math.min(1000, Math.max(concurrency, 10)) : checkInteger(o.batchSize, 'batchSize', 1, 1000),
-    prefetch: o?.prefetch === undefined ? concurrency : checkInteger(o.prefetch, 'prefetch', 0, 10_000),
+    batchSize: o?.batchSize === undefined ? Math.min(1000, Math.max(4 * concurrency, 10)) : checkInteger(o.batchSize, 'batchSize', 1, 1000),
+    prefetch: o?.prefetch === undefined ? undefined : checkInteger(o.prefetch, 'prefetch', 0, 10_000),
     leaseMs,
     maxStalls: o?.maxStalls === undefined ? 1 : checkInteger(o.maxStalls, 'maxStalls', 0, 1000),
     stalledCheckMs: o?.stalledCheckMs === undefined ? Math.max(50, Math.round(leaseMs / 2)) : checkDuration(o.stalledCheckMs, 'stalledCheckMs', 10),
@@ -117,6 +122,9 @@ function normalizeWorkerOptions(o: WorkerOptions | undefined): Settings & { name
     name: o?.name,
   };
 }
+
+/** Claims one worker may make in one turn of the event loop before it yields (see pump). */
+const MAX_CLAIMS_PER_TURN = 4;
 
 /** Carried beside each acknowledgement for the events emitted once the store has answered. */
 interface AckMeta {
@@ -132,6 +140,7 @@ interface Held {
   readonly controller: AbortController;
   timer: ReturnType<typeof setTimeout> | undefined;
   running: boolean;
+  startedAt: number;
   /** The attempt is over for this worker (acked, timed out or lease lost); later outcomes are ignored. */
   settled: boolean;
 }
@@ -184,6 +193,11 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
   private runningCount = 0;
   private claiming = false;
   private pumpQueued = false;
+  private claimsThisTurn = 0;
+  /** Moving average of handler durations, for adaptive prefetch. */
+  private avgHandlerMs: number | undefined;
+  private turnResetScheduled = false;
+  private yieldScheduled = false;
   private wakeRequested = false;
   private started = false;
   private closing: Promise<void> | undefined;
@@ -378,15 +392,37 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
   private pump(): void {
     this.startBuffered();
     if (this.closing || this.paused || this.claiming || !this.started) return;
-    const capacity = this.settings.concurrency + this.settings.prefetch;
-    // Finished jobs whose acks are not yet written count against capacity: otherwise fast
-    // handlers could chain claims in microtasks forever, never yielding to the event loop
-    // (starving lease timers) and piling up unwritten acks.
+    // Claim when the buffer can no longer fill the free slots, or on a wake-up while idle.
+    const prefetch = this.prefetch();
+    const lowWater = Math.floor(prefetch / 2);
+    if (this.buffer.length > lowWater && !this.wakeRequested) return;
+    const capacity = this.settings.concurrency + prefetch;
+    // Finished jobs whose acks are still queued count against capacity, so a failing or
+    // slow store cannot make acks pile up without bound.
     const held = this.held.size + this.acks.size;
     if (held >= capacity) return;
-    // Claim when the buffer can no longer fill the free slots, or on a wake-up while idle.
-    const lowWater = Math.floor(this.settings.prefetch / 2);
-    if (this.buffer.length > lowWater && !this.wakeRequested) return;
+    // With a synchronous store and instant handlers, claim → run → ack can chain through
+    // microtasks without end. After a few claims in one turn of the event loop, yield, so
+    // lease timers and I/O are never starved.
+    if (this.claimsThisTurn >= MAX_CLAIMS_PER_TURN) {
+      if (!this.yieldScheduled) {
+        this.yieldScheduled = true;
+        setImmediate(() => {
+          this.yieldScheduled = false;
+          this.claimsThisTurn = 0;
+          this.pump();
+        });
+      }
+      return;
+    }
+    this.claimsThisTurn++;
+    if (!this.turnResetScheduled) {
+      this.turnResetScheduled = true;
+      setImmediate(() => {
+        this.turnResetScheduled = false;
+        this.claimsThisTurn = 0;
+      });
+    }
     const limit = Math.min(this.settings.batchSize, capacity - held);
     this.claiming = true;
     this.wakeRequested = false;
@@ -405,6 +441,21 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
     } else {
       this.onClaimed(result, limit);
     }
+  }
+
+  /**
+   * How many jobs to hold beyond free slots. Prefetching makes short jobs fast (fewer,
+   * larger claims) but would let one worker sit on long jobs that idle workers could run,
+   * so by default it follows the observed handler duration.
+   */
+  private prefetch(): number {
+    if (this.settings.prefetch !== undefined) return this.settings.prefetch;
+    const c = this.settings.concurrency;
+    const avg = this.avgHandlerMs;
+    if (avg === undefined) return c;
+    if (avg < 25) return Math.min(3 * c, 1000);
+    if (avg > 500) return 0;
+    return c;
   }
 
   private onClaimed(result: ClaimResult, limit: number): void {
@@ -426,6 +477,7 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
         controller: new AbortController(),
         timer: undefined,
         running: false,
+        startedAt: 0,
         settled: false,
       };
       this.held.set(record.id, h);
@@ -463,6 +515,7 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
       if (h.settled) continue;
       this.runningCount++;
       h.running = true;
+      h.startedAt = performance.now();
       this.execute(h);
     }
   }
@@ -570,6 +623,8 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
   /** The handler is done with this attempt: free the slot and start the next job. */
   private finishAttempt(h: Held): void {
     h.settled = true;
+    const ms = performance.now() - h.startedAt;
+    this.avgHandlerMs = this.avgHandlerMs === undefined ? ms : this.avgHandlerMs * 0.9 + ms * 0.1;
     if (h.timer !== undefined) clearTimeout(h.timer);
     this.forget(h);
     this.pump();
