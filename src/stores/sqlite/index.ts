@@ -72,6 +72,7 @@ export class SqliteStore implements Store {
   readonly #admin: Admin;
   readonly #reader: Reader;
   readonly #ping: StatementSync;
+  readonly #queues: QueueRegistry;
 
   /** Opens the database, sets pragmas and migrates the schema; prefer `openSqliteStore`. */
   constructor(options: SqliteStoreOptions) {
@@ -88,6 +89,7 @@ export class SqliteStore implements Store {
     }
     this.#db = db;
     const queues = new QueueRegistry(db);
+    this.#queues = queues;
     this.#signals = new Signals(memory ? null : options.path, memory ? null : db.prepare('PRAGMA data_version'));
     const ctx: StoreContext = { db, statements: new StatementCache(db), queues, signals: this.#signals };
     this.#runner = new TransactionRunner(db, options.busyTimeoutMs, [queues, this.#signals]);
@@ -111,6 +113,11 @@ export class SqliteStore implements Store {
     if (params.jobs.length === 0) {
       this.#runner.assertOpen();
       return [];
+    }
+    const only = params.jobs.length === 1 ? params.jobs[0]! : undefined;
+    if (only !== undefined && only.id === undefined && this.#queues.idOf(only.queue) !== undefined) {
+      // A lone add of a known queue is one INSERT: no transaction statements needed.
+      return this.#runner.writeOneStatement('enqueueMany', () => this.#enqueuer.enqueue(params.jobs, params.now));
     }
     return this.#runner.write('enqueueMany', () => this.#enqueuer.enqueue(params.jobs, params.now));
   }
