@@ -2,7 +2,7 @@
  * conveyor's own benchmark: what one process gets out of a store, beside the raw speed of
  * SQLite itself measured in the same run on the same disk.
  *
- *   npm run bench                                   # everything, fresh temp SQLite file per scenario (~3 min)
+ *   npm run bench                                   # everything, fresh temp SQLite file per scenario (about 1 min)
  *   node bench/bench.ts --scale 0.1                 # quick smoke run (job counts and idle window × 0.1)
  *   node bench/bench.ts --scenarios bulk,drain      # some scenarios only
  *   node bench/bench.ts --durability normal         # enqueue scenarios with one durability only

@@ -3,7 +3,8 @@
 // same seven workloads:
 //
 //   cd /work/main && npm run build          # this adapter imports the BUILT package, dist/
-//   cd <peer-bench> && OUT=/tmp/peer-run REPS=1 \
+//   cp -r /work/shared/peer-bench /tmp/peer-bench && chmod -R u+w /tmp/peer-bench   # a writable copy
+//   cd /tmp/peer-bench && npm ci && OUT=/tmp/peer-run REPS=1 \
 //     SYSTEMS="plainjob graphile bullmq /work/main/bench/peer-adapter.mjs" bash run-all.sh
 //
 // It imports conveyor from ../dist/index.js (compiled by `npm run build` in the conveyor
@@ -19,9 +20,11 @@
 //   'normal': an acknowledged add survives a crash of any process, not necessarily a power
 //   loss; the same durability as plainjob, liteque and sidequest-sqlite here).
 // - Worker: cv.worker('bench', async (job) => handler(job.data), { concurrency: C }) with
-//   conveyor's defaults otherwise: batchSize = max(C, 10) jobs per claim, prefetch = C
-//   (at most C handlers run; up to C more claimed jobs wait in the local buffer and count
-//   as pending, since the store reports them active), leaseMs 30,000 renewed every 10 s,
+//   conveyor's defaults otherwise (src/engine/worker.ts, docs/guide.md): at most C
+//   handlers run; batchSize = 4 × C jobs per claim (at least 10, at most 1,000); adaptive
+//   prefetch: 3 × C claimed jobs may wait in the local buffer while handlers are short
+//   (< 25 ms), C for medium ones, none for long ones (> 500 ms); buffered jobs are
+//   `active` in the store and count as pending here; leaseMs 30,000 renewed every 10 s,
 //   stalled-job check every 15 s, idle safety-net poll every 5 s (pollMs); new jobs from
 //   this process wake the worker at once through the store's in-process signal, jobs from
 //   other processes through a watch on the WAL file. Completions are written in batches
@@ -118,7 +121,7 @@ export default function createAdapter() {
     version: pkg.version,
     backend: `sqlite (node:sqlite, SQLite ${sqliteVersion()})`,
     settings: {
-      worker: "cv.worker('bench', handler, { concurrency: C }); defaults: batchSize=max(C,10), prefetch=C, leaseMs=30000, pollMs=5000 (wake-up signals on enqueue)",
+      worker: "cv.worker('bench', handler, { concurrency: C }); defaults: batchSize=4×C (10–1000), adaptive prefetch (3×C for short jobs), leaseMs=30000, pollMs=5000 (wake-up signals on enqueue)",
       store: process.env.CONVEYOR_URL ? `CONVEYOR_URL=${process.env.CONVEYOR_URL}` : 'Conveyor.open defaults: fresh SQLite file, WAL, synchronous=NORMAL (durability normal)',
       enqueue: 'Queue.add (group commit of concurrent adds)',
       bulk: 'Queue.addBulk (one transaction per call)',
