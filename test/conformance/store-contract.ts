@@ -161,6 +161,29 @@ export function storeContractSuite(label: string, makeStore: MakeStore): void {
         assert.notEqual(id2, id);
       });
 
+      test('generated ids are never reused, even after the newest job is deleted', async (store) => {
+        const asNumber = (id: string) => Number(id);
+        // removeJob of the newest job
+        const [, , newest] = await add(store, [{}, {}, {}]);
+        assert.deepEqual(await store.removeJob({ queue: Q, id: newest! }), { status: 'applied' });
+        const next = await addOne(store);
+        assert.ok(asNumber(next) > asNumber(newest!), `id ${next} reused or went backwards (removed ${newest})`);
+        // completion with remove of the newest job
+        const c = await claim(store, { limit: 10 });
+        const top = c.jobs.reduce((a, j) => (asNumber(j.id) > asNumber(a.id) ? j : a));
+        await store.completeMany({ items: c.jobs.map((j) => ({ id: j.id, token: j.lease.token, result: null, remove: true })), now: T0 });
+        const after = await addOne(store);
+        assert.ok(asNumber(after) > asNumber(top.id), `id ${after} reused after removing ${top.id}`);
+        // drain and clean of the newest jobs
+        assert.ok((await store.drain({ queue: Q, includeDelayed: true, limit: 100 })) >= 1);
+        const afterDrain = await addOne(store);
+        assert.ok(asNumber(afterDrain) > asNumber(after));
+        // deletions never make tombstones or gaps visible
+        assert.deepEqual((await store.countJobs({ queue: Q })).waiting, 1);
+        const page = await store.listJobs({ queue: Q, states: [...ALL_STATES], limit: 100 });
+        assert.deepEqual(page.jobs.map((j) => j.id), [afterDrain]);
+      });
+
       test('ping answers', async (store) => {
         assert.equal(await store.ping(), undefined);
       });

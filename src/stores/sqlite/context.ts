@@ -44,7 +44,25 @@ export interface StoreContext {
   readonly signals: Signals;
 }
 
-/** Deletes a job row's log lines; used wherever a job row is deleted or replaced. */
+/**
+ * Call for every job row deleted or replaced (after the row's DELETE, in the same
+ * transaction): deletes its log lines and keeps the highest seq from going backwards.
+ */
 export function deleteLogs(ctx: StoreContext, seq: number): void {
   ctx.statements.get('DELETE FROM job_logs WHERE job_seq = ?').run(seq);
+  keepHighWater(ctx, seq);
+}
+
+/**
+ * New rows get `max(seq) + 1` (no AUTOINCREMENT, see migrations.ts). If the row just deleted
+ * had the highest seq, a tombstone (queue 0, state -1: in no partial index, matched by no
+ * query) takes its seq, so the next job cannot reuse it; older tombstones are then dropped.
+ */
+function keepHighWater(ctx: StoreContext, deletedSeq: number): void {
+  const top = (ctx.statements.get('SELECT max(seq) AS m FROM jobs').get() as { m: number | null }).m;
+  if (top !== null && top > deletedSeq) return;
+  ctx.statements
+    .get("INSERT INTO jobs (seq, queue, name, data, state, priority, max_attempts, run_at, created_at) VALUES (?, 0, '', '', -1, 0, 0, 0, 0)")
+    .run(deletedSeq);
+  ctx.statements.get('DELETE FROM jobs WHERE state = -1 AND seq < ?').run(deletedSeq);
 }

@@ -5,9 +5,10 @@
  * up to MAX_CHUNK rows, one cached statement per chunk size, and their ids are derived
  * from the rowid of the last inserted row instead of being read back. That is safe because
  * (1) the whole call runs in one BEGIN IMMEDIATE transaction, so no other connection can
- * insert in between, (2) a single INSERT … VALUES inserts its rows in order, and (3) with
- * AUTOINCREMENT each new rowid is one more than the largest ever used (SQLite never fills
- * gaps and the jobs table has no triggers), so the rows of one statement get consecutive
+ * insert in between, (2) a single INSERT … VALUES inserts its rows in order, and (3) each
+ * new rowid is one more than the largest in the table (SQLite never fills gaps and the jobs
+ * table has no triggers; see migrations.ts for why that largest seq never goes backwards),
+ * so the rows of one statement get consecutive
  * seqs ending at last_insert_rowid(). `changes` is checked to catch the impossible anyway.
  *
  * Jobs with a caller-chosen id are deduplicated one by one against live jobs, in list
