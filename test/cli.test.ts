@@ -27,11 +27,14 @@ describe('conveyor CLI', () => {
     assert.match(r.stderr, /unknown command 'frobnicate'.*\n.*--help/);
     assert.equal(run('queues', '--bogus').status, 2);
   });
-  it('store errors exit 1 with the error code', () => {
-    const r = run('queues', '--url', 'postgres://user:secret@localhost/db');
+  it('store errors exit 1 with the error code and never print the password', () => {
+    const r = run('queues', '--url', 'postgres://user:secret@127.0.0.1:1/db?connectTimeoutMs=2000');
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /UNSUPPORTED_STORE/);
+    assert.match(r.stderr, /STORE_UNAVAILABLE/);
     assert.doesNotMatch(r.stderr, /secret/);
+    const u = run('queues', '--url', 'redis://localhost:6379');
+    assert.equal(u.status, 1);
+    assert.match(u.stderr, /UNSUPPORTED_STORE/);
   });
   it('migrate, then queues --json lists counts written by the library', async () => {
     assert.equal(run('migrate').status, 0);

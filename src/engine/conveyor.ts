@@ -22,9 +22,15 @@ export interface ConveyorOptions {
   readonly busyTimeoutMs?: number;
   /** Largest job data, result or progress value, as JSON bytes. Default 1 MiB. */
   readonly maxPayloadBytes?: number;
+  /**
+   * Create or upgrade the store's schema on open (default true). With false, the schema
+   * must already be current (run `conveyor migrate`), else open fails with STORE_SCHEMA.
+   * The embedded SQLite store always migrates its own file.
+   */
+  readonly migrate?: boolean;
 }
 
-const OPTION_KEYS: Record<keyof ConveyorOptions, true> = { url: true, store: true, durability: true, busyTimeoutMs: true, maxPayloadBytes: true };
+const OPTION_KEYS: Record<keyof ConveyorOptions, true> = { url: true, store: true, durability: true, busyTimeoutMs: true, maxPayloadBytes: true, migrate: true };
 
 /** Retention (count/age) runs at most this often per queue and state. */
 const RETENTION_INTERVAL_MS = 1000;
@@ -54,7 +60,14 @@ export class Conveyor {
     const maxPayloadBytes = options.maxPayloadBytes === undefined ? DEFAULT_MAX_PAYLOAD_BYTES : checkInteger(options.maxPayloadBytes, 'maxPayloadBytes', 1, 512 * 1024 * 1024);
     const busyTimeoutMs = options.busyTimeoutMs === undefined ? undefined : checkDuration(options.busyTimeoutMs, 'busyTimeoutMs');
     const store = options.store ?? openStore({ url: options.url, durability: options.durability, busyTimeoutMs });
-    await store.migrate();
+    try {
+      if (options.migrate === false) await store.checkSchema?.();
+      else await store.migrate();
+    } catch (err) {
+      // A failed open must not leave a connection pool or file handle behind.
+      if (!options.store) await Promise.resolve(store.close()).catch(() => undefined);
+      throw err;
+    }
     return new Conveyor(store, maxPayloadBytes);
   }
 

@@ -279,6 +279,12 @@ export interface Store extends WorkerBackend {
 
   /** Create or upgrade the schema. Safe to call from several processes at once; idempotent. */
   migrate(): Awaitable<void>;
+  /**
+   * Verify, without changing anything, that the schema is at this code's version
+   * (`STORE_SCHEMA` otherwise). Used when auto-migration is off. Stores that always
+   * migrate on open (the embedded SQLite store) may omit it.
+   */
+  checkSchema?(): Awaitable<void>;
 
   enqueueMany(params: EnqueueParams): Awaitable<readonly EnqueueResult[]>;
 

@@ -7,11 +7,14 @@
  *   sqlite::memory:               → in-memory, this process only (tests)
  *   ./q.db, /abs/q.db             → a plain path is a SQLite file
  *   ?durability=full              → fsync every commit (default: normal)
+ *   postgres://user@host:5432/db  → PostgreSQL (also postgresql://); parameters schema, poolSize,
+ *                                   statementTimeoutMs, connectTimeoutMs; the rest (sslmode, …) go to `pg`
  */
 import path from 'node:path';
 import { StoreError, ValidationError } from '../errors.ts';
 import type { Store } from './contract.ts';
 import { openSqliteStore } from '../stores/sqlite/index.ts';
+import { PostgresStore } from '../stores/postgres/index.ts';
 
 export const DEFAULT_STORE_URL = 'sqlite://.conveyor/conveyor.db';
 
@@ -54,7 +57,7 @@ export function parseStoreUrl(url: string): ParsedStoreUrl {
   else if (/^file:\/\//i.test(rest)) file = rest.slice('file://'.length);
   else if (/^sqlite:/i.test(rest)) file = rest.slice('sqlite:'.length);
   else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(rest)) {
-    throw new StoreError('UNSUPPORTED_STORE', `unsupported store url ${redactUrl(url)}: use sqlite://path/to/file.db (postgres:// and redis:// are planned)`);
+    throw new StoreError('UNSUPPORTED_STORE', `unsupported store url ${redactUrl(url)}: use sqlite://path/to/file.db or postgres://user@host/db (redis:// is planned)`);
   } else file = rest;
   if (file === '') throw new ValidationError('INVALID_ARGUMENT', `store url ${url} has no file path`);
   return { kind: 'sqlite', path: path.resolve(decodeURIComponent(file)), durability };
@@ -71,7 +74,9 @@ export function openStore(options: OpenStoreOptions): Store {
         busyTimeoutMs: options.busyTimeoutMs ?? 30_000,
       });
     case 'postgres':
+      // No I/O here: Conveyor.open connects and migrates through store.migrate().
+      return new PostgresStore({ url: parsed.url });
     case 'redis':
-      throw new StoreError('UNSUPPORTED_STORE', `the ${parsed.kind} store is not available in this version yet; use a sqlite:// url (the default) for now`);
+      throw new StoreError('UNSUPPORTED_STORE', 'the redis store is not available in this version yet; use a sqlite:// or postgres:// url');
   }
 }

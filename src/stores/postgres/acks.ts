@@ -1,0 +1,364 @@
+/**
+ * The worker's writes after a claim: complete, fail, extend, release, progress, logs, and
+ * stall recovery.
+ *
+ * Every batch call is ONE statement: the items travel as arrays, `unnest` turns them into
+ * a relation `v`, and the UPDATE/DELETE joins it (`… FROM unnest(…) AS v(…) WHERE j.id =
+ * v.id AND j.state = active AND j.lease_token = v.token`). That join is the fence: an item
+ * applies only while the job is still active under the token it was claimed with, atomically
+ * with the write, and RETURNING tells which items applied; the rest are answered 'stale'
+ * in input order. A job that finishes moves from `jobs` to `jobs_done` in the same
+ * statement (`WITH moved AS (DELETE … RETURNING …) INSERT …`).
+ *
+ * Items carry no queue: the token names the row (`<random>.<id>`, see tokenSeq), so the
+ * primary key finds it, and the public id is checked too. Two items with the same id and
+ * token are sent once; as if applied one after the other, the first gets the outcome and
+ * the repeat is stale (for extendLeases both are applied: extending twice is fine).
+ */
+import type {
+  AddLogsParams,
+  CompleteParams,
+  ExtendOutcome,
+  ExtendParams,
+  FailOutcome,
+  FailParams,
+  JobWriteOutcome,
+  LeaseOutcome,
+  LeaseRef,
+  ProgressParams,
+  RecoveredJob,
+  RecoverParams,
+  StoreSignal,
+} from '../../store/contract.ts';
+import { queueIdSql, type StoreContext } from './context.ts';
+import { appendErrorSql, idCondition, num, STATE, tokenSeq } from './rows.ts';
+
+const APPLIED = Object.freeze({ status: 'applied' as const });
+const STALE = Object.freeze({ status: 'stale' as const });
+const NOT_FOUND = Object.freeze({ status: 'not_found' as const });
+
+const CLEAR_LEASE = 'lease_owner = NULL, lease_token = NULL, lease_until = NULL';
+/** The fence: still active, under this token, and the id the caller named. */
+const LEASED_BY_V = "j.id = v.id AND j.state = 1 AND j.lease_token = v.token AND coalesce(j.key, j.id::text) = v.pub";
+
+/** Items with a well-formed token, deduplicated, as column arrays; `slot` maps each sent row back to its first item. */
+interface Batch {
+  readonly ids: number[];
+  readonly pubs: string[];
+  readonly tokens: string[];
+  /** Index of the item each sent row stands for. */
+  readonly itemOf: number[];
+  /** `${id}|${token}` → position in the sent arrays. */
+  readonly slot: Map<string, number>;
+}
+
+function batchOf(items: readonly LeaseRef[]): Batch {
+  const batch: Batch = { ids: [], pubs: [], tokens: [], itemOf: [], slot: new Map() };
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i]!;
+    const seq = tokenSeq(item.token);
+    if (seq === null) continue;
+    const key = `${seq}|${item.token}`;
+    if (batch.slot.has(key)) continue;
+    batch.slot.set(key, batch.ids.length);
+    batch.ids.push(seq);
+    batch.pubs.push(item.id);
+    batch.tokens.push(item.token);
+    batch.itemOf.push(i);
+  }
+  return batch;
+}
+
+export class Acks {
+  readonly #ctx: StoreContext;
+  readonly #complete: string;
+  readonly #fail: string;
+  readonly #extend: string;
+  readonly #release: string;
+  readonly #recoverAll: string;
+  readonly #recoverSome: string;
+
+  constructor(ctx: StoreContext) {
+    this.#ctx = ctx;
+    const { t } = ctx;
+    const doneInsert = `INSERT INTO ${t.done} (id, queue, key, name, data, opts, priority, attempts_made, max_attempts, stalls, run_at, created_at, lease_ms, started_at, progress, state, finished_at, result, errors)`;
+    const movedReturning = 'j.id, j.queue, j.key, j.name, j.data, j.opts, j.priority, j.attempts_made, j.max_attempts, j.stalls, j.run_at, j.created_at, j.lease_ms, j.started_at, j.progress, j.errors';
+
+    // $1 ids, $2 public ids, $3 tokens, $4 results, $5 remove flags, $6 now
+    this.#complete = `
+      WITH v AS (
+        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::boolean[]) AS v(id, pub, token, result, remove)
+      ),
+      moved AS (
+        DELETE FROM ${t.jobs} j USING v WHERE ${LEASED_BY_V}
+        RETURNING ${movedReturning}, v.token AS ack_token, v.result AS ack_result, v.remove AS ack_remove
+      ),
+      kept AS (
+        ${doneInsert}
+        SELECT id, queue, key, name, data, opts, priority, attempts_made + 1, max_attempts, stalls, run_at, created_at, lease_ms, started_at, progress,
+               ${STATE.completed}, $6::bigint, ack_result, errors
+        FROM moved WHERE NOT ack_remove
+      ),
+      removed_logs AS (
+        DELETE FROM ${t.logs} WHERE job_id IN (SELECT id FROM moved WHERE ack_remove)
+      )
+      SELECT m.id, m.ack_token, q.name FROM moved m JOIN ${t.queues} q ON q.id = m.queue`;
+
+    // $1 ids, $2 public ids, $3 tokens, $4 error JSON, $5 retry_at (null: final), $6 remove flags, $7 now
+    this.#fail = `
+      WITH v AS (
+        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::boolean[]) AS v(id, pub, token, error, retry_at, remove)
+      ),
+      retried AS (
+        UPDATE ${t.jobs} j SET
+          state = CASE WHEN v.retry_at > $7::bigint THEN ${STATE.delayed} ELSE ${STATE.waiting} END,
+          run_at = v.retry_at,
+          attempts_made = j.attempts_made + 1,
+          errors = ${appendErrorSql('j.errors', 'v.error')},
+          ${CLEAR_LEASE}
+        FROM v WHERE v.retry_at IS NOT NULL AND ${LEASED_BY_V}
+        RETURNING j.id, j.queue, v.token AS ack_token, j.state
+      ),
+      moved AS (
+        DELETE FROM ${t.jobs} j USING v WHERE v.retry_at IS NULL AND ${LEASED_BY_V}
+        RETURNING ${movedReturning}, v.token AS ack_token, v.error AS ack_error, v.remove AS ack_remove
+      ),
+      kept AS (
+        ${doneInsert}
+        SELECT id, queue, key, name, data, opts, priority, attempts_made + 1, max_attempts, stalls, run_at, created_at, lease_ms, started_at, progress,
+               ${STATE.failed}, $7::bigint, NULL, ${appendErrorSql('errors', 'ack_error')}
+        FROM moved WHERE NOT ack_remove
+      ),
+      removed_logs AS (
+        DELETE FROM ${t.logs} WHERE job_id IN (SELECT id FROM moved WHERE ack_remove)
+      )
+      SELECT a.id, a.ack_token, a.state, q.name
+      FROM (SELECT id, queue, ack_token, state FROM retried
+            UNION ALL SELECT id, queue, ack_token, ${STATE.failed}::smallint FROM moved) a
+      JOIN ${t.queues} q ON q.id = a.queue`;
+
+    // $1 ids, $2 public ids, $3 tokens, $4 now, $5 default lease ms
+    this.#extend = `
+      UPDATE ${t.jobs} j SET lease_until = $4::bigint + coalesce(j.lease_ms, $5::bigint)
+      FROM unnest($1::bigint[], $2::text[], $3::text[]) AS v(id, pub, token)
+      WHERE ${LEASED_BY_V}
+      RETURNING j.id, v.token, j.lease_until`;
+
+    // $1 ids, $2 public ids, $3 tokens. run_at is kept: a released job keeps its place in line.
+    this.#release = `
+      WITH released AS (
+        UPDATE ${t.jobs} j SET state = ${STATE.waiting}, ${CLEAR_LEASE}
+        FROM unnest($1::bigint[], $2::text[], $3::text[]) AS v(id, pub, token)
+        WHERE ${LEASED_BY_V}
+        RETURNING j.id, j.queue, v.token
+      )
+      SELECT r.id, r.token, q.name FROM released r JOIN ${t.queues} q ON q.id = r.queue`;
+
+    // $1 now, $2 maxStalls, $3 limit, $4 message, $5 queue names (filtered variant only)
+    const recover = (filter: string): string => `
+      WITH c AS (
+        SELECT id FROM ${t.jobs}
+        WHERE state = ${STATE.active} AND lease_until < $1::bigint ${filter}
+        ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED
+      ),
+      back AS (
+        UPDATE ${t.jobs} j SET state = ${STATE.waiting}, stalls = j.stalls + 1, ${CLEAR_LEASE}
+        WHERE j.id IN (SELECT id FROM c) AND j.stalls + 1 <= $2::int
+        RETURNING j.id, j.key, j.queue
+      ),
+      moved AS (
+        DELETE FROM ${t.jobs} j WHERE j.id IN (SELECT id FROM c) AND j.stalls + 1 > $2::int
+        RETURNING ${movedReturning}
+      ),
+      kept AS (
+        ${doneInsert}
+        SELECT id, queue, key, name, data, opts, priority, attempts_made, max_attempts, stalls + 1, run_at, created_at, lease_ms, started_at, progress,
+               ${STATE.failed}, $1::bigint, NULL,
+               ${appendErrorSql('errors', "json_build_object('message', $4::text, 'at', $1::bigint, 'attempt', attempts_made + 1, 'reason', 'stalled')::text")}
+        FROM moved
+      )
+      SELECT r.id, r.key, q.name, r.state
+      FROM (SELECT id, key, queue, ${STATE.waiting} AS state FROM back
+            UNION ALL SELECT id, key, queue, ${STATE.failed} FROM moved) r
+      JOIN ${t.queues} q ON q.id = r.queue`;
+    this.#recoverAll = recover('');
+    this.#recoverSome = recover(`AND queue IN (SELECT id FROM ${t.queues} WHERE name = ANY($5::text[]))`);
+  }
+
+  async complete(params: CompleteParams): Promise<{ outcomes: LeaseOutcome[]; signals: StoreSignal[] }> {
+    const { items } = params;
+    const batch = batchOf(items);
+    const outcomes = new Array<LeaseOutcome>(items.length).fill(STALE);
+    const signals: StoreSignal[] = [];
+    if (batch.ids.length === 0) return { outcomes, signals };
+    const results: (string | null)[] = [];
+    const removes: boolean[] = [];
+    for (const i of batch.itemOf) {
+      results.push(items[i]!.result);
+      removes.push(items[i]!.remove);
+    }
+    const rows = await this.#ctx.db.arrays(this.#complete, [batch.ids, batch.pubs, batch.tokens, results, removes, params.now]);
+    for (const [id, token, queue] of rows as [number, string, string][]) {
+      const i = batch.itemOf[batch.slot.get(`${num(id)}|${token}`)!]!;
+      outcomes[i] = APPLIED;
+      signals.push({ type: 'finished', queue, id: items[i]!.id, state: 'completed' });
+    }
+    return { outcomes, signals };
+  }
+
+  async fail(params: FailParams): Promise<{ outcomes: FailOutcome[]; signals: StoreSignal[] }> {
+    const { items, now } = params;
+    const batch = batchOf(items);
+    const outcomes = new Array<FailOutcome>(items.length).fill(STALE);
+    const signals: StoreSignal[] = [];
+    if (batch.ids.length === 0) return { outcomes, signals };
+    const errors: string[] = [];
+    const retryAts: (number | null)[] = [];
+    const removes: boolean[] = [];
+    for (const i of batch.itemOf) {
+      const item = items[i]!;
+      errors.push(JSON.stringify(item.error));
+      retryAts.push(item.retryAt);
+      removes.push(item.retryAt === null && item.remove);
+    }
+    const rows = await this.#ctx.db.arrays(this.#fail, [batch.ids, batch.pubs, batch.tokens, errors, retryAts, removes, now]);
+    for (const [id, token, stateCode, queue] of rows as [number, string, number, string][]) {
+      const i = batch.itemOf[batch.slot.get(`${num(id)}|${token}`)!]!;
+      const item = items[i]!;
+      const state = stateCode === STATE.failed ? 'failed' : stateCode === STATE.delayed ? 'delayed' : 'waiting';
+      outcomes[i] = { status: 'applied', state };
+      signals.push(
+        item.retryAt === null ? { type: 'finished', queue, id: item.id, state: 'failed' } : { type: 'enqueued', queue, runAt: item.retryAt },
+      );
+    }
+    return { outcomes, signals };
+  }
+
+  async extend(params: ExtendParams): Promise<ExtendOutcome[]> {
+    const { items } = params;
+    const batch = batchOf(items);
+    const outcomes = new Array<ExtendOutcome>(items.length).fill(STALE);
+    if (batch.ids.length === 0) return outcomes;
+    const rows = await this.#ctx.db.arrays(this.#extend, [batch.ids, batch.pubs, batch.tokens, params.now, params.leaseMs]);
+    const until = new Map<string, number>();
+    for (const [id, token, leaseUntil] of rows as [number, string, number][]) until.set(`${num(id)}|${token}`, num(leaseUntil));
+    for (let i = 0; i < items.length; i++) {
+      const seq = tokenSeq(items[i]!.token);
+      if (seq === null) continue;
+      const expiresAt = until.get(`${seq}|${items[i]!.token}`);
+      // Only the public id the row was matched with counts (a repeat naming another id is stale).
+      if (expiresAt !== undefined && batch.pubs[batch.slot.get(`${seq}|${items[i]!.token}`)!] === items[i]!.id) {
+        outcomes[i] = { status: 'applied', expiresAt };
+      }
+    }
+    return outcomes;
+  }
+
+  /** Claimed-but-never-started jobs go back to waiting with attempts and stalls unchanged. */
+  async release(params: { readonly items: readonly LeaseRef[]; readonly now: number }): Promise<{ outcomes: LeaseOutcome[]; signals: StoreSignal[] }> {
+    const { items } = params;
+    const batch = batchOf(items);
+    const outcomes = new Array<LeaseOutcome>(items.length).fill(STALE);
+    const signals: StoreSignal[] = [];
+    if (batch.ids.length === 0) return { outcomes, signals };
+    const rows = await this.#ctx.db.arrays(this.#release, [batch.ids, batch.pubs, batch.tokens]);
+    const queues = new Set<string>();
+    for (const [id, token, queue] of rows as [number, string, string][]) {
+      outcomes[batch.itemOf[batch.slot.get(`${num(id)}|${token}`)!]!] = APPLIED;
+      queues.add(queue);
+    }
+    for (const queue of queues) signals.push({ type: 'enqueued', queue, runAt: params.now });
+    return { outcomes, signals };
+  }
+
+  /**
+   * Expired leases → waiting (stalls + 1, attempts unchanged: the attempt never finished),
+   * or → failed with a `stalled` AttemptError once stalls exceed maxStalls. Rows another
+   * recoverer has locked are skipped, so many workers recovering at once is harmless.
+   */
+  async recover(params: RecoverParams): Promise<{ recovered: RecoveredJob[]; signals: StoreSignal[] }> {
+    const signals: StoreSignal[] = [];
+    if (params.limit <= 0 || (params.queues !== undefined && params.queues.length === 0)) return { recovered: [], signals };
+    const message = `job stalled more than ${params.maxStalls} times`;
+    const base = [params.now, params.maxStalls, params.limit, message];
+    const rows = (
+      params.queues === undefined
+        ? await this.#ctx.db.arrays(this.#recoverAll, base)
+        : await this.#ctx.db.arrays(this.#recoverSome, [...base, [...params.queues]])
+    ) as [number, string | null, string, number][];
+    rows.sort((a, b) => num(a[0]) - num(b[0]));
+    const recovered = rows.map(([id, key, queue, stateCode]): RecoveredJob => {
+      const publicId = key ?? String(num(id));
+      const state = stateCode === STATE.failed ? 'failed' : 'waiting';
+      signals.push(state === 'failed' ? { type: 'finished', queue, id: publicId, state } : { type: 'enqueued', queue, runAt: params.now });
+      return { id: publicId, queue, state };
+    });
+    return { recovered, signals };
+  }
+
+  /** With a token: only while that lease is current. Without: any job, live or finished. */
+  async updateProgress(params: ProgressParams): Promise<JobWriteOutcome> {
+    const { t } = this.#ctx;
+    const id = idCondition(params.id, '$2');
+    // $1 queue name, $2 id, $3 progress, $4 token (null: none)
+    const sql = `
+      WITH live AS (
+        UPDATE ${t.jobs} SET progress = $3
+        WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')} AND ($4::text IS NULL OR (state = ${STATE.active} AND lease_token = $4::text))
+        RETURNING 1
+      ),
+      fin AS (
+        UPDATE ${t.done} SET progress = $3
+        WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')} AND $4::text IS NULL
+        RETURNING 1
+      )
+      SELECT (SELECT count(*) FROM live) + (SELECT count(*) FROM fin) AS applied,
+             EXISTS (SELECT 1 FROM ${t.jobs} WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')})
+             OR EXISTS (SELECT 1 FROM ${t.done} WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')}) AS found`;
+    return this.#jobWrite(params.token, () => this.#ctx.db.rows<{ applied: number; found: boolean }>(sql, [params.queue, id.value, params.progress, params.token ?? null]));
+  }
+
+  async addLogs(params: AddLogsParams): Promise<JobWriteOutcome> {
+    const { t } = this.#ctx;
+    const id = idCondition(params.id, '$2');
+    // $1 queue name, $2 id, $3 token (null: none), $4 ats, $5 messages. FOR SHARE keeps the
+    // job from being deleted (and its logs with it) before the new lines are in.
+    const sql = `
+      WITH l AS (
+        SELECT id FROM ${t.jobs}
+        WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')} AND ($3::text IS NULL OR (state = ${STATE.active} AND lease_token = $3::text))
+        FOR SHARE
+      ),
+      d AS (
+        SELECT id FROM ${t.done} WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')} AND $3::text IS NULL FOR SHARE
+      ),
+      target AS (SELECT id FROM l UNION ALL SELECT id FROM d),
+      ins AS (
+        INSERT INTO ${t.logs} (job_id, at, message)
+        SELECT target.id, e.at, e.message FROM target CROSS JOIN unnest($4::bigint[], $5::text[]) WITH ORDINALITY AS e(at, message, ord)
+        ORDER BY e.ord
+      )
+      SELECT (SELECT count(*) FROM target) AS applied,
+             EXISTS (SELECT 1 FROM ${t.jobs} WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')})
+             OR EXISTS (SELECT 1 FROM ${t.done} WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')}) AS found`;
+    const ats = params.entries.map((e) => e.at);
+    const messages = params.entries.map((e) => e.message);
+    return this.#jobWrite(params.token, () => this.#ctx.db.rows<{ applied: number; found: boolean }>(sql, [params.queue, id.value, params.token ?? null, ats, messages]));
+  }
+
+  /**
+   * Judges a progress/log write. `found` is read from the statement's snapshot, so "not
+   * found" is final. "Found but not applied" is stale when a token was given; without a
+   * token it can only mean the job moved between tables after the snapshot was taken (the
+   * UPDATE then found the old row gone), so the statement simply runs again.
+   */
+  async #jobWrite(token: string | undefined, run: () => Promise<{ applied: number; found: boolean }[]>): Promise<JobWriteOutcome> {
+    for (let attempt = 1; ; attempt++) {
+      const row = (await run())[0];
+      if (row === undefined) throw new Error('job write statement returned no row');
+      if (num(row.applied) > 0) return APPLIED;
+      if (!row.found) return NOT_FOUND;
+      if (token !== undefined || attempt >= 5) return STALE;
+    }
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * enqueueMany: the producer's hot path, one INSERT statement for the whole batch.
+ *
+ * The jobs travel as one array per column and are expanded with `unnest … WITH
+ * ORDINALITY`, so a batch of any size is one statement with a fixed text (prepared once
+ * per connection). Ids are drawn from the job id sequence inside the statement and handed
+ * out in ascending order of input position (`row_number() OVER (ORDER BY id)`), so ids,
+ * and with them the claim order's tie-breaker, follow list order even if PostgreSQL drew
+ * the sequence values in some other order.
+ *
+ * Caller-chosen ids (keys) are deduplicated by the statement itself:
+ *   - `ON CONFLICT (queue, key) WHERE key IS NOT NULL DO NOTHING` against the live table's
+ *     unique index skips a key that a live job has, including one inserted earlier in the
+ *     same statement (rows go in in list order, so the first of two equal keys wins) and one
+ *     that a concurrent transaction is inserting (PostgreSQL waits for it to finish);
+ *   - a finished job with the same key is deleted (with its logs) in the same statement:
+ *     the key names the new job from now on.
+ * Because it is one statement, the whole batch is atomic.
+ *
+ * Queue ids come from the QueueRegistry first (a separate statement only for queues this
+ * store has not seen yet).
+ */
+import type { EnqueueResult, NewJob, StoreSignal } from '../../store/contract.ts';
+import type { StoreContext } from './context.ts';
+import { encodeOpts, num, STATE } from './rows.ts';
+
+export class Enqueuer {
+  readonly #ctx: StoreContext;
+  readonly #sql: string;
+
+  constructor(ctx: StoreContext) {
+    this.#ctx = ctx;
+    const { t } = ctx;
+    // $1 queue ids, $2 keys, $3 names, $4 data, $5 opts, $6 priorities, $7 max attempts,
+    // $8 run_at, $9 lease_ms, $10 now, $11 whether any job has a key
+    this.#sql = `
+      WITH input AS (
+        SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[], $8::bigint[], $9::bigint[])
+          WITH ORDINALITY AS i(queue, key, name, data, opts, priority, max_attempts, run_at, lease_ms, ord)
+      ),
+      drawn AS (
+        SELECT nextval(${t.jobIdSeq}) AS id FROM input
+      ),
+      numbered AS (
+        SELECT id, row_number() OVER (ORDER BY id) AS ord FROM drawn
+      ),
+      replaced AS (
+        DELETE FROM ${t.done} d
+        USING (SELECT DISTINCT queue, key FROM input WHERE $11::boolean AND key IS NOT NULL) k
+        WHERE d.queue = k.queue AND d.key = k.key
+        RETURNING d.id
+      ),
+      replaced_logs AS (
+        DELETE FROM ${t.logs} WHERE job_id IN (SELECT id FROM replaced)
+      ),
+      inserted AS (
+        INSERT INTO ${t.jobs} (id, queue, key, name, data, opts, state, priority, max_attempts, run_at, created_at, lease_ms)
+        SELECT n.id, i.queue, i.key, i.name, i.data, i.opts,
+               CASE WHEN i.run_at > $10::bigint THEN ${STATE.delayed} ELSE ${STATE.waiting} END,
+               i.priority, i.max_attempts, i.run_at, $10::bigint, i.lease_ms
+        FROM input i JOIN numbered n ON n.ord = i.ord
+        ORDER BY i.ord
+        ON CONFLICT (queue, key) WHERE key IS NOT NULL DO NOTHING
+        RETURNING id
+      )
+      SELECT array_agg(n.id ORDER BY n.ord) AS ids,
+             array_agg(n.ord) FILTER (WHERE n.id NOT IN (SELECT id FROM inserted)) AS duplicates
+      FROM numbered n`;
+  }
+
+  /** Returns the results in input order and the signals to emit once it answered. */
+  async enqueue(jobs: readonly NewJob[], now: number): Promise<{ results: EnqueueResult[]; signals: StoreSignal[] }> {
+    const queueIds = await this.#ctx.queues.ensure(jobs.map((j) => j.queue));
+    const n = jobs.length;
+    const queues = new Array<number>(n);
+    const keys = new Array<string | null>(n);
+    const names = new Array<string>(n);
+    const data = new Array<string>(n);
+    const opts = new Array<string | null>(n);
+    const priorities = new Array<number>(n);
+    const attempts = new Array<number>(n);
+    const runAts = new Array<number>(n);
+    const leaseMs = new Array<number | null>(n);
+    let anyKey = false;
+    for (let i = 0; i < n; i++) {
+      const job = jobs[i]!;
+      queues[i] = queueIds.get(job.queue)!;
+      keys[i] = job.id ?? null;
+      if (job.id !== undefined) anyKey = true;
+      names[i] = job.name;
+      data[i] = job.data;
+      opts[i] = encodeOpts(job.opts);
+      priorities[i] = job.priority;
+      attempts[i] = job.opts.attempts;
+      runAts[i] = job.runAt;
+      leaseMs[i] = job.opts.leaseMs ?? null;
+    }
+    const rows = await this.#ctx.db.rows<{ ids: unknown[]; duplicates: unknown[] | null }>(this.#sql, [
+      queues,
+      keys,
+      names,
+      data,
+      opts,
+      priorities,
+      attempts,
+      runAts,
+      leaseMs,
+      now,
+      anyKey,
+    ]);
+    const row = rows[0];
+    if (row === undefined || !Array.isArray(row.ids) || row.ids.length !== n) {
+      throw new Error(`enqueue statement returned ${row === undefined ? 'no row' : `${String(row.ids?.length)} ids`} for ${n} jobs`);
+    }
+    const duplicate = new Set<number>((row.duplicates ?? []).map(num));
+    const results = new Array<EnqueueResult>(n);
+    const earliest = new Map<string, number>();
+    for (let i = 0; i < n; i++) {
+      const job = jobs[i]!;
+      if (duplicate.has(i + 1)) {
+        results[i] = { status: 'duplicate', id: job.id! };
+        continue;
+      }
+      results[i] = { status: 'created', id: job.id ?? String(num(row.ids[i])) };
+      const prev = earliest.get(job.queue);
+      if (prev === undefined || job.runAt < prev) earliest.set(job.queue, job.runAt);
+    }
+    // One `enqueued` signal per queue, carrying the earliest runAt of the jobs created there.
+    const signals: StoreSignal[] = [];
+    for (const [queue, runAt] of earliest) signals.push({ type: 'enqueued', queue, runAt });
+    return { results, signals };
+  }
+}

@@ -1,0 +1,332 @@
+/**
+ * The PostgreSQL store: many processes on many machines share one queue.
+ *
+ * This class only wires things together: every method runs one operation module's
+ * statement through `Database.run`, which supplies the closed check, retries of
+ * serialization failures and deadlocks, and error translation; writes then emit their
+ * signals (after commit: each write is one autocommit statement). The SQL lives in the
+ * modules next to this file.
+ */
+import type { JobRecord } from '../../job.ts';
+import type {
+  AddLogsParams,
+  AdminOutcome,
+  BulkRetryParams,
+  ClaimParams,
+  ClaimResult,
+  CleanParams,
+  CompleteParams,
+  DrainParams,
+  EnqueueParams,
+  EnqueueResult,
+  ExtendOutcome,
+  ExtendParams,
+  FailOutcome,
+  FailParams,
+  JobCounts,
+  JobPage,
+  JobRef,
+  JobWriteOutcome,
+  LeaseOutcome,
+  LeaseRef,
+  ListJobsParams,
+  LogPage,
+  ProgressParams,
+  QueueInfo,
+  RecoveredJob,
+  RecoverParams,
+  RetryParams,
+  Store,
+  StoreCapability,
+  StoreSignal,
+} from '../../store/contract.ts';
+import { Acks } from './acks.ts';
+import { Admin } from './admin.ts';
+import { Claimer } from './claim.ts';
+import {
+  checkSchemaName,
+  createPool,
+  Database,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_POOL_SIZE,
+  DEFAULT_SCHEMA,
+  parsePostgresUrl,
+  type ConnectionOptions,
+} from './connection.ts';
+import { Tables, type StoreContext } from './context.ts';
+import { Enqueuer } from './enqueue.ts';
+import { checkVersion, migrate } from './migrations.ts';
+import { QueueRegistry } from './queues.ts';
+import { Reader } from './read.ts';
+import { Signals } from './signals.ts';
+import { ValidationError } from '../../errors.ts';
+
+export interface PostgresStoreOptions {
+  /** `postgres://user:password@host:port/database`, optionally with `?schema=`, `?poolSize=`, `?statementTimeoutMs=`, `?connectTimeoutMs=` (and any parameter `pg` understands, such as `sslmode`). */
+  readonly url: string;
+  /** The schema that holds conveyor's tables (created if missing). Default `conveyor`, or the URL's `?schema=`. */
+  readonly schema?: string;
+  /** Connections in the pool. Default 10, or the URL's `?poolSize=`. */
+  readonly poolSize?: number;
+  /** Create or upgrade the schema on open. Default true; with false, an outdated schema is refused with STORE_SCHEMA. */
+  readonly migrate?: boolean;
+}
+
+const CAPABILITIES: ReadonlySet<StoreCapability> = new Set<StoreCapability>(['multiProcess', 'crossProcessSignals']);
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres';
+  readonly capabilities: ReadonlySet<StoreCapability> = CAPABILITIES;
+  /** The schema holding this store's tables. */
+  readonly schema: string;
+
+  readonly #db: Database;
+  readonly #t: Tables;
+  readonly #signals: Signals;
+  readonly #enqueuer: Enqueuer;
+  readonly #claimer: Claimer;
+  readonly #acks: Acks;
+  readonly #admin: Admin;
+  readonly #reader: Reader;
+  #closing: Promise<void> | undefined;
+
+  /** Creates the pool; no connection is made until the first call. Prefer `openPostgresStore`. */
+  constructor(options: PostgresStoreOptions) {
+    const parsed = parsePostgresUrl(options.url);
+    const schema = checkSchemaName(options.schema ?? parsed.schema ?? DEFAULT_SCHEMA);
+    const poolSize = options.poolSize ?? parsed.poolSize ?? DEFAULT_POOL_SIZE;
+    if (!Number.isSafeInteger(poolSize) || poolSize < 1) {
+      throw new ValidationError('INVALID_ARGUMENT', `poolSize must be an integer >= 1, got ${String(poolSize)}`);
+    }
+    const connection: ConnectionOptions = {
+      url: parsed.connectionString,
+      schema,
+      poolSize,
+      statementTimeoutMs: parsed.statementTimeoutMs,
+      connectTimeoutMs: parsed.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    };
+    this.schema = schema;
+    this.#t = new Tables(schema);
+    // Idle-connection errors: the pool replaces the connection; the next call that fails reports it.
+    this.#db = new Database(createPool(connection, () => undefined), connection.url);
+    this.#signals = new Signals(this.#db, connection, schema);
+    const ctx: StoreContext = { db: this.#db, t: this.#t, queues: new QueueRegistry(this.#db, this.#t), signals: this.#signals };
+    this.#enqueuer = new Enqueuer(ctx);
+    this.#claimer = new Claimer(ctx);
+    this.#acks = new Acks(ctx);
+    this.#admin = new Admin(ctx);
+    this.#reader = new Reader(ctx);
+  }
+
+  migrate(): Promise<void> {
+    return this.#db.run('migrate', () => migrate(this.#db, this.#t));
+  }
+
+  /** Refuses a schema that is not at this code's version (for `migrate: false`). */
+  checkSchema(): Promise<void> {
+    return this.#db.run('open', () => checkVersion(this.#db, this.#t));
+  }
+
+  /** Runs a write and emits its signals once it has committed. */
+  async #write<T>(operation: string, fn: () => Promise<{ value: T; signals: readonly StoreSignal[] }>): Promise<T> {
+    const { value, signals } = await this.#db.run(operation, fn);
+    this.#signals.emit(signals);
+    return value;
+  }
+
+  // ------------------------------------------------------------------ producers
+
+  async enqueueMany(params: EnqueueParams): Promise<readonly EnqueueResult[]> {
+    this.#db.assertOpen();
+    if (params.jobs.length === 0) return [];
+    return this.#write('enqueueMany', async () => {
+      const { results, signals } = await this.#enqueuer.enqueue(params.jobs, params.now);
+      return { value: results, signals };
+    });
+  }
+
+  // -------------------------------------------------------------------- workers
+
+  claim(params: ClaimParams): Promise<ClaimResult> {
+    return this.#db.run('claim', () => this.#claimer.claim(params));
+  }
+
+  async completeMany(params: CompleteParams): Promise<readonly LeaseOutcome[]> {
+    this.#db.assertOpen();
+    if (params.items.length === 0) return [];
+    return this.#write('completeMany', async () => {
+      const { outcomes, signals } = await this.#acks.complete(params);
+      return { value: outcomes, signals };
+    });
+  }
+
+  async failMany(params: FailParams): Promise<readonly FailOutcome[]> {
+    this.#db.assertOpen();
+    if (params.items.length === 0) return [];
+    return this.#write('failMany', async () => {
+      const { outcomes, signals } = await this.#acks.fail(params);
+      return { value: outcomes, signals };
+    });
+  }
+
+  async extendLeases(params: ExtendParams): Promise<readonly ExtendOutcome[]> {
+    this.#db.assertOpen();
+    if (params.items.length === 0) return [];
+    return this.#db.run('extendLeases', () => this.#acks.extend(params));
+  }
+
+  async releaseMany(params: { readonly items: readonly LeaseRef[]; readonly now: number }): Promise<readonly LeaseOutcome[]> {
+    this.#db.assertOpen();
+    if (params.items.length === 0) return [];
+    return this.#write('releaseMany', async () => {
+      const { outcomes, signals } = await this.#acks.release(params);
+      return { value: outcomes, signals };
+    });
+  }
+
+  recoverStalled(params: RecoverParams): Promise<readonly RecoveredJob[]> {
+    return this.#write('recoverStalled', async () => {
+      const { recovered, signals } = await this.#acks.recover(params);
+      return { value: recovered, signals };
+    });
+  }
+
+  updateProgress(params: ProgressParams): Promise<JobWriteOutcome> {
+    return this.#db.run('updateProgress', () => this.#acks.updateProgress(params));
+  }
+
+  addLogs(params: AddLogsParams): Promise<JobWriteOutcome> {
+    return this.#db.run('addLogs', () => this.#acks.addLogs(params));
+  }
+
+  subscribe(listener: (signal: StoreSignal) => void): () => void {
+    this.#db.assertOpen();
+    return this.#signals.subscribe(listener);
+  }
+
+  /** Whether the LISTEN connection is up (health checks, tests). */
+  get listening(): boolean {
+    return this.#signals.listening;
+  }
+
+  /** The server process id of the LISTEN connection, or null (tests). */
+  get listenPid(): number | null {
+    return this.#signals.listenPid;
+  }
+
+  // ---------------------------------------------------------------------- reads
+
+  getJob(ref: JobRef): Promise<JobRecord | null> {
+    return this.#db.run('getJob', () => this.#reader.getJob(ref));
+  }
+
+  listJobs(params: ListJobsParams): Promise<JobPage> {
+    return this.#db.run('listJobs', () => this.#reader.listJobs(params));
+  }
+
+  getLogs(params: JobRef & { readonly offset: number; readonly limit: number }): Promise<LogPage> {
+    return this.#db.run('getLogs', () => this.#reader.getLogs(params));
+  }
+
+  countJobs(params: { readonly queue: string }): Promise<JobCounts> {
+    return this.#db.run('countJobs', () => this.#reader.countJobs(params.queue));
+  }
+
+  listQueues(): Promise<readonly QueueInfo[]> {
+    return this.#db.run('listQueues', () => this.#reader.listQueues());
+  }
+
+  isPaused(params: { readonly queue: string }): Promise<boolean> {
+    return this.#db.run('isPaused', () => this.#reader.isPaused(params.queue));
+  }
+
+  // ---------------------------------------------------------------------- admin
+
+  setPaused(params: { readonly queue: string; readonly paused: boolean }): Promise<void> {
+    return this.#write('setPaused', async () => ({ value: undefined, signals: await this.#admin.setPaused(params.queue, params.paused) }));
+  }
+
+  retryJob(params: RetryParams): Promise<AdminOutcome> {
+    return this.#write('retryJob', async () => {
+      const { outcome, signals } = await this.#admin.retryJob(params);
+      return { value: outcome, signals };
+    });
+  }
+
+  retryMany(params: BulkRetryParams): Promise<number> {
+    return this.#write('retryMany', async () => {
+      const { count, signals } = await this.#admin.retryMany(params);
+      return { value: count, signals };
+    });
+  }
+
+  cancelJob(params: RetryParams): Promise<AdminOutcome> {
+    return this.#write('cancelJob', async () => {
+      const { outcome, signals } = await this.#admin.cancelJob(params);
+      return { value: outcome, signals };
+    });
+  }
+
+  promoteJob(params: RetryParams): Promise<AdminOutcome> {
+    return this.#write('promoteJob', async () => {
+      const { outcome, signals } = await this.#admin.promoteJob(params);
+      return { value: outcome, signals };
+    });
+  }
+
+  removeJob(params: JobRef): Promise<AdminOutcome> {
+    return this.#db.run('removeJob', () => this.#admin.removeJob(params));
+  }
+
+  clean(params: CleanParams): Promise<number> {
+    return this.#db.run('clean', () => this.#admin.clean(params));
+  }
+
+  drain(params: DrainParams): Promise<number> {
+    return this.#db.run('drain', () => this.#admin.drain(params));
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  ping(): Promise<void> {
+    return this.#db.run('ping', async () => {
+      await this.#db.rows('SELECT 1');
+    });
+  }
+
+  /** Idempotent. Afterwards every method rejects with ConveyorError('CLOSED'). */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#db.markClosed();
+      // The LISTEN socket and idle pool sockets are unref'd (they never keep a process alive
+      // by themselves), so without this the event loop could run dry while we wait for them
+      // to end, and a script's `await store.close()` would never return.
+      const keepAlive = setInterval(() => undefined, 1000);
+      try {
+        // Stop listening and send pending notifications before the pool goes away.
+        await this.#signals.close();
+        await this.#db.pool.end().catch(() => undefined);
+      } finally {
+        clearInterval(keepAlive);
+      }
+    })();
+    return this.#closing;
+  }
+}
+
+/**
+ * Opens a PostgreSQL store: creates the pool, then migrates the schema (or, with
+ * `migrate: false`, checks that it is current). Connection problems reject with
+ * STORE_UNAVAILABLE, schema problems with STORE_SCHEMA.
+ */
+export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
+  const store = new PostgresStore(options);
+  try {
+    if (options.migrate === false) await store.checkSchema();
+    else await store.migrate();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return store;
+}
