@@ -25,6 +25,22 @@ const ROW_PLACEHOLDERS = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 /** Rows per multi-row INSERT; remainders use power-of-two sizes so few statements get cached. */
 const MAX_CHUNK = 100;
 
+/** The values of COLUMNS for one job, in order (the multi-row path inlines the same list). */
+function rowValues(job: NewJob, queueId: number, now: number): Array<string | number | null> {
+  return [
+    queueId,
+    job.name,
+    job.data,
+    encodeOpts(job.opts),
+    job.runAt > now ? STATE.delayed : STATE.waiting,
+    job.priority,
+    job.opts.attempts,
+    job.runAt,
+    now,
+    job.opts.leaseMs ?? null,
+  ];
+}
+
 interface ExistingKey {
   readonly seq: number;
   readonly state: number;
@@ -52,18 +68,7 @@ export class Enqueuer {
     if (jobs.length === 1) {
       const job = jobs[0]!;
       if (job.id === undefined) {
-        const r = this.#insertOne.run(
-          queues.ensure(job.queue),
-          job.name,
-          job.data,
-          encodeOpts(job.opts),
-          job.runAt > now ? STATE.delayed : STATE.waiting,
-          job.priority,
-          job.opts.attempts,
-          job.runAt,
-          now,
-          job.opts.leaseMs ?? null,
-        );
+        const r = this.#insertOne.run(...rowValues(job, queues.ensure(job.queue), now));
         results[0] = { status: 'created', id: String(r.lastInsertRowid) };
         if (this.#ctx.signals.active) this.#ctx.signals.push({ type: 'enqueued', queue: job.queue, runAt: job.runAt });
         return results;
@@ -141,19 +146,7 @@ export class Enqueuer {
     this.#insertKeyed ??= this.#ctx.db.prepare(
       `INSERT INTO jobs (key, ${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.#insertKeyed.run(
-      key,
-      queueId,
-      job.name,
-      job.data,
-      encodeOpts(job.opts),
-      job.runAt > now ? STATE.delayed : STATE.waiting,
-      job.priority,
-      job.opts.attempts,
-      job.runAt,
-      now,
-      job.opts.leaseMs ?? null,
-    );
+    this.#insertKeyed.run(key, ...rowValues(job, queueId, now));
     return { status: 'created', id: key };
   }
 
