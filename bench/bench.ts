@@ -34,27 +34,53 @@
  *               until every job is completed, and how many jobs' handlers ran twice.
  *
  * Store: `--url`, else `CONVEYOR_URL`, else a fresh temp SQLite file per scenario, removed
- * afterwards. With a given URL every scenario uses its own queue name and the jobs it
+ * afterwards. With a given SQLite URL every scenario uses its own queue name and the jobs it
  * created stay. Output: a markdown table on stdout (progress on stderr), `--json FILE`
  * also writes every metric as JSON. Timings are reported, never asserted.
+ *
+ * PostgreSQL (`--url 'postgres://root@127.0.0.1:5432/test?schema=bench_conveyor'`): the
+ * URL must name a schema (`?schema=`), and that schema is DROPPED and migrated afresh before
+ * every scenario, so point it at a scratch schema. Durability is the server's
+ * (`synchronous_commit`, reported in the header), so the enqueue scenarios run once. What
+ * changes:
+ *   serial      beside it, `pgbench -n -c 1 -T 10` of a one-row INSERT of the same JSON text
+ *               into a two-column table (bigserial primary key, text) in a scratch database
+ *               (conveyor_bench_scratch, created if missing), run right after conveyor's
+ *               serial adds: the fsync-bound ceiling of one client.
+ *   bulk        beside it, raw `INSERT INTO t (data) SELECT unnest($1::text[])` of the same
+ *               JSON text, 1,000 rows per statement, into the same kind of table.
+ *   idle        in a database of its own (conveyor_bench_idle, dropped and created), so that
+ *               pg_stat_database's xact_commit + xact_rollback of that database counts
+ *               conveyor's transactions alone (read from the URL's database, 12 s settle as
+ *               the peer harness does, window 30 s unless --idle-seconds); beside it every
+ *               `pg` Client#query call in this process, by statement, and the Store calls.
+ *   storage     sum of pg_total_relation_size of the schema's tables, before/after.
+ *   crowded     (PostgreSQL only) 1,000,000 completed jobs in jobs_done and 1,000,000
+ *               waiting jobs of another queue, written with one INSERT … SELECT each, then
+ *               ANALYZE (as autovacuum would have done by then); then a drain of 50,000 jobs
+ *               of the bench queue as in `drain`, and 500 single-job claim + complete round
+ *               trips on it: claim speed with the tables full.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DatabaseSync, StatementSync } from 'node:sqlite';
 import { parseArgs } from 'node:util';
+import pg from 'pg';
 import { Conveyor } from '../src/index.ts';
-import type { Store } from '../src/store/contract.ts';
+import type { JobCounts, Store } from '../src/store/contract.ts';
 import { openStore, parseStoreUrl } from '../src/store/open.ts';
+import { parsePostgresUrl } from '../src/stores/postgres/connection.ts';
 
 type Durability = 'normal' | 'full';
 type Metric = number | string | boolean | null;
 
 interface Row {
   readonly scenario: string;
-  readonly durability: Durability | '';
+  /** SQLite: normal or full; PostgreSQL: the server's synchronous_commit. */
+  readonly durability: string;
   readonly jobs: number | null;
   /** The figure the scenario is about, formatted. */
   readonly headline: string;
@@ -77,11 +103,24 @@ const SCALE = Number(args.scale);
 if (!(SCALE > 0)) throw new Error(`--scale must be a positive number, got ${args.scale}`);
 const n = (count: number): number => Math.max(1, Math.round(count * SCALE));
 const BASE_URL = args.url ?? process.env.CONVEYOR_URL;
-const DURABILITIES = (args.durability ?? 'normal,full').split(',').map((d) => {
+/** A PostgreSQL target: the URL, its schema, and a URL for the harness's own admin statements. */
+const PG = ((): { url: string; schema: string; adminUrl: string; database: string } | null => {
+  if (BASE_URL === undefined || parseStoreUrl(BASE_URL).kind !== 'postgres') return null;
+  const parsed = parsePostgresUrl(BASE_URL);
+  if (parsed.schema === undefined) {
+    throw new Error('bench.ts drops and re-creates the schema of a postgres:// url before every scenario: name a scratch schema with ?schema=, e.g. ?schema=bench_conveyor');
+  }
+  const database = decodeURIComponent(new URL(parsed.connectionString).pathname.slice(1));
+  return { url: BASE_URL, schema: parsed.schema, adminUrl: parsed.connectionString, database };
+})();
+const DURABILITIES = PG !== null ? (['normal'] as const) : (args.durability ?? 'normal,full').split(',').map((d) => {
   if (d !== 'normal' && d !== 'full') throw new Error(`--durability takes normal and/or full, got ${d}`);
   return d;
 });
-const IDLE_SECONDS = args['idle-seconds'] === undefined ? Math.max(2, 20 * SCALE) : Number(args['idle-seconds']);
+const IDLE_SECONDS = args['idle-seconds'] === undefined ? (PG !== null ? Math.max(4, 30 * SCALE) : Math.max(2, 20 * SCALE)) : Number(args['idle-seconds']);
+/** PostgreSQL: the server's durability setting, shown where SQLite shows normal/full. */
+let PG_DURABILITY = '';
+const durabilityLabel = (d: Durability): string => (PG !== null ? PG_DURABILITY : d);
 const QUEUE_SUFFIX = `${process.pid.toString(36)}${Date.now().toString(36)}`;
 const BATCH = 1000;
 const WARMUP = 100;
@@ -137,6 +176,10 @@ interface Target {
 
 /** The store for one scenario: the given url, or a fresh temp SQLite file. */
 function makeTarget(label: string, durability: Durability): Target {
+  if (PG !== null) {
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), `conveyor-bench-${label}-`));
+    return { url: PG.url, file: null, scratch, cleanup: () => fs.rmSync(scratch, { recursive: true, force: true }) };
+  }
   if (BASE_URL !== undefined) {
     const parsed = parseStoreUrl(BASE_URL);
     if (parsed.kind === 'sqlite' && parsed.path !== ':memory:') {
@@ -166,6 +209,7 @@ const queueName = (label: string): string => `bench-${label}-${QUEUE_SUFFIX}`;
 
 async function withConveyor<T>(label: string, durability: Durability, fn: (cv: Conveyor, target: Target) => Promise<T>): Promise<T> {
   const target = makeTarget(label, durability);
+  if (PG !== null) await resetPgSchema();
   const cv = await Conveyor.open({ url: target.url });
   try {
     return await fn(cv, target);
@@ -187,6 +231,136 @@ function sqliteFileBytes(file: string): { bytes: number; main: number; wal: numb
   } finally {
     probe.close();
   }
+}
+
+// ----------------------------------------------------------------------- PostgreSQL
+
+/** Runs `fn` with a plain `pg` client on `database` (default: the url's), outside conveyor. */
+async function withPg<T>(fn: (c: pg.Client) => Promise<T>, database?: string): Promise<T> {
+  const url = new URL(PG!.adminUrl);
+  if (database !== undefined) url.pathname = `/${encodeURIComponent(database)}`;
+  const c = new pg.Client({ connectionString: url.toString() });
+  (c as unknown as { __benchUncounted: boolean }).__benchUncounted = true;
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
+
+/** Drops the url's schema (conveyor migrates it afresh on open). */
+async function resetPgSchema(): Promise<void> {
+  await withPg(async (c) => {
+    await c.query(`DROP SCHEMA IF EXISTS ${quoteIdent(PG!.schema)} CASCADE`);
+  });
+}
+
+/** Creates a scratch database if it is missing. */
+async function ensureDatabase(name: string): Promise<void> {
+  await withPg(async (c) => {
+    const { rowCount } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (rowCount === 0) await c.query(`CREATE DATABASE ${quoteIdent(name)}`);
+  });
+}
+
+/** Sum of pg_total_relation_size over the tables of the url's schema. */
+async function pgSchemaBytes(): Promise<{ bytes: number; tables: Record<string, number> }> {
+  return withPg(async (c) => {
+    const { rows } = await c.query<{ relname: string; bytes: string }>(
+      `SELECT c.relname, pg_total_relation_size(c.oid)::bigint AS bytes
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relkind IN ('r', 'm') ORDER BY 2 DESC`,
+      [PG!.schema],
+    );
+    const tables = Object.fromEntries(rows.map((r) => [r.relname, Number(r.bytes)]));
+    return { bytes: rows.reduce((a, r) => a + Number(r.bytes), 0), tables };
+  });
+}
+
+const SCRATCH_DB = 'conveyor_bench_scratch';
+
+/** A fresh two-column table in the scratch database: the raw baselines' target. */
+async function rawTable(c: pg.Client): Promise<void> {
+  await c.query('DROP TABLE IF EXISTS conveyor_bench_raw');
+  await c.query('CREATE TABLE conveyor_bench_raw (id bigserial PRIMARY KEY, data text NOT NULL)');
+}
+
+/**
+ * The fsync-bound ceiling of one client: pgbench, one connection, 10 s (× scale, at least
+ * 2 s) of single-row INSERTs of the bench's JSON text, one transaction each.
+ */
+async function pgbenchSerial(): Promise<{ tps: number; latencyMs: number } | string> {
+  await ensureDatabase(SCRATCH_DB);
+  await withPg(rawTable, SCRATCH_DB);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-pgbench-'));
+  try {
+    const script = path.join(dir, 'insert.sql');
+    fs.writeFileSync(script, `INSERT INTO conveyor_bench_raw (data) VALUES ('${JSON.stringify(payload(1))}');\n`);
+    const u = new URL(PG!.adminUrl);
+    const argv = ['-n', '-c', '1', '-T', String(Math.max(2, Math.round(10 * SCALE))), '-f', script];
+    if (u.hostname !== '') argv.push('-h', decodeURIComponent(u.hostname));
+    if (u.port !== '') argv.push('-p', u.port);
+    if (u.username !== '') argv.push('-U', decodeURIComponent(u.username));
+    argv.push(SCRATCH_DB);
+    const env = { ...process.env, ...(u.password === '' ? {} : { PGPASSWORD: decodeURIComponent(u.password) }) };
+    const r = spawnSync('pgbench', argv, { encoding: 'utf8', env });
+    if (r.error !== undefined || r.status !== 0) return `pgbench failed: ${r.error?.message ?? r.stderr.trim().split('\n').pop()}`;
+    const tps = /tps = ([0-9.]+)/.exec(r.stdout);
+    const lat = /latency average = ([0-9.]+) ms/.exec(r.stdout);
+    if (tps === null) return `pgbench printed no tps: ${r.stdout.slice(0, 200)}`;
+    return { tps: Number(tps[1]), latencyMs: lat === null ? NaN : Number(lat[1]) };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Raw bulk: the same JSON text, 1,000 rows per INSERT … SELECT unnest($1::text[]). */
+async function pgRawBulk(count: number): Promise<number> {
+  await ensureDatabase(SCRATCH_DB);
+  return withPg(async (c) => {
+    await rawTable(c);
+    const insert = { name: 'raw_bulk', text: 'INSERT INTO conveyor_bench_raw (data) SELECT unnest($1::text[])' };
+    await c.query({ ...insert, values: [[JSON.stringify(payload(-1))]] });
+    const t0 = now();
+    for (let start = 0; start < count; start += BATCH) {
+      const end = Math.min(count, start + BATCH);
+      const rows = new Array<string>(end - start);
+      for (let i = start; i < end; i++) rows[i - start] = JSON.stringify(payload(i));
+      await c.query({ ...insert, values: [rows] });
+    }
+    return count / ((now() - t0) / 1000);
+  }, SCRATCH_DB);
+}
+
+/**
+ * Counts every Client#query call made through this process's `pg` (conveyor's pool, its
+ * LISTEN connection, its notifications), by statement text, while installed. The bench's
+ * own admin clients are flagged and not counted.
+ */
+function installPgCounter(): { total: () => number; bySql: Map<string, number>; uninstall: () => void } {
+  const bySql = new Map<string, number>();
+  let total = 0;
+  const proto = pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown };
+  const orig = proto.query;
+  proto.query = function countedQuery(this: { __benchUncounted?: boolean }, ...a: unknown[]) {
+    if (this.__benchUncounted !== true) {
+      total++;
+      const q = a[0];
+      const text = typeof q === 'string' ? q : String((q as { text?: unknown } | null)?.text ?? '?');
+      bySql.set(text, (bySql.get(text) ?? 0) + 1);
+    }
+    return orig.apply(this, a);
+  };
+  return {
+    total: () => total,
+    bySql,
+    uninstall: () => {
+      proto.query = orig;
+    },
+  };
 }
 
 // ------------------------------------------------------------------ raw node:sqlite
@@ -322,23 +496,34 @@ async function scenarioSerial(durability: Durability): Promise<Row[]> {
         lat[i] = now() - s;
       }
     });
-    const raw = rawSerial(target.scratch, durability, N);
-    return { jobsPerS: N / secs, lat: percentiles(lat), raw };
+    if (PG === null) return { jobsPerS: N / secs, lat: percentiles(lat), raw: rawSerial(target.scratch, durability, N), rawLatencyMs: NaN, rawNote: '' };
+    const bench = await pgbenchSerial();
+    return typeof bench === 'string'
+      ? { jobsPerS: N / secs, lat: percentiles(lat), raw: NaN, rawLatencyMs: NaN, rawNote: bench }
+      : { jobsPerS: N / secs, lat: percentiles(lat), raw: bench.tps, rawLatencyMs: bench.latencyMs, rawNote: '' };
   });
+  const ratio = r.jobsPerS / r.raw;
+  const rawText =
+    PG === null
+      ? `raw node:sqlite 1 INSERT/txn ${rate(r.raw)}/s`
+      : r.rawNote !== ''
+        ? r.rawNote
+        : `pgbench -c 1, one-row INSERT per txn, right after: ${rate(r.raw)} tps, latency ${ms(r.rawLatencyMs)} ms`;
   return [
     {
       scenario: 'serial awaited adds',
-      durability,
+      durability: durabilityLabel(durability),
       jobs: N,
       headline: `${rate(r.jobsPerS)} jobs/s`,
-      details: `add p50 ${ms(r.lat.p50)} ms, p99 ${ms(r.lat.p99)} ms; raw node:sqlite 1 INSERT/txn ${rate(r.raw)}/s (conveyor/raw ${r.jobsPerS / r.raw > 0 ? (r.jobsPerS / r.raw).toFixed(2) : '-'})`,
+      details: `add p50 ${ms(r.lat.p50)} ms, p99 ${ms(r.lat.p99)} ms; ${rawText} (conveyor/raw ${ratio > 0 ? ratio.toFixed(2) : '-'})`,
       metrics: {
         jobs_per_s: round(r.jobsPerS, 0),
         add_p50_ms: round(r.lat.p50),
         add_p99_ms: round(r.lat.p99),
         add_max_ms: round(r.lat.max),
         raw_serial_per_s: round(r.raw, 0),
-        ratio_to_raw: round(r.jobsPerS / r.raw),
+        ...(PG === null ? {} : { raw_kind: 'pgbench -n -c 1 one-row INSERT', raw_latency_ms: round(r.rawLatencyMs) }),
+        ratio_to_raw: round(ratio),
       },
     },
   ];
@@ -365,7 +550,7 @@ async function scenarioConcurrent(durability: Durability): Promise<Row[]> {
   return [
     {
       scenario: '64-in-flight adds',
-      durability,
+      durability: durabilityLabel(durability),
       jobs: N,
       headline: `${rate(jobsPerS)} jobs/s`,
       details: `${IN_FLIGHT} concurrent awaited add() loops (group commit)`,
@@ -387,72 +572,96 @@ async function scenarioBulk(durability: Durability): Promise<Row[]> {
         await q.addBulk(jobs);
       }
     });
-    const raw = rawBulk(target.scratch, durability, N);
+    const raw = PG === null ? rawBulk(target.scratch, durability, N) : await pgRawBulk(N);
     return { jobsPerS: N / secs, raw };
   });
   const ratio = r.jobsPerS / r.raw;
   return [
     {
       scenario: 'bulk enqueue (addBulk × 1,000)',
-      durability,
+      durability: durabilityLabel(durability),
       jobs: N,
       headline: `${rate(r.jobsPerS)} jobs/s`,
-      details: `raw node:sqlite INSERT, 1,000 rows/txn: ${rate(r.raw)}/s; conveyor/raw ${ratio.toFixed(2)}`,
+      details: `${PG === null ? 'raw node:sqlite INSERT, 1,000 rows/txn' : 'raw INSERT … SELECT unnest($1::text[]) into (bigserial, text), 1,000 rows/statement'}: ${rate(r.raw)}/s; conveyor/raw ${ratio.toFixed(2)}`,
       metrics: { jobs_per_s: round(r.jobsPerS, 0), batch: BATCH, raw_bulk_per_s: round(r.raw, 0), ratio_to_raw: round(ratio) },
     },
   ];
 }
 
+interface DrainRun {
+  readonly secs: number;
+  readonly firstMs: number;
+  readonly ackLagMs: number;
+  readonly calls: number;
+  readonly distinct: number;
+  readonly dups: number;
+  readonly errors: number;
+  readonly after: JobCounts;
+  readonly completedBefore: number;
+  readonly ok: boolean;
+}
+
+/**
+ * Bulk-prefills `count` jobs (untimed), then times one worker (concurrency 50) from its
+ * creation until the handler has run `count` times and `getCounts()` reports nothing
+ * waiting, delayed or active.
+ */
+async function drainQueue(cv: Conveyor, queue: string, count: number): Promise<DrainRun> {
+  const CONCURRENCY = 50;
+  const q = cv.queue<{ i: number; pad: string }>(queue);
+  for (let start = 0; start < count; start += BATCH) {
+    const size = Math.min(BATCH, count - start);
+    await q.addBulk(Array.from({ length: size }, (_, k) => ({ name: 'bench', data: payload(start + k) })));
+  }
+  const before = await q.getCounts();
+  if (before.waiting !== count) throw new Error(`drain: prefill left ${before.waiting} waiting, expected ${count}`);
+  const seen = new Uint8Array(count);
+  let calls = 0;
+  let dups = 0;
+  let firstAt = 0;
+  const t0 = now();
+  const worker = cv.worker<{ i: number; pad: string }>(
+    q.name,
+    async (job) => {
+      if (calls++ === 0) firstAt = now();
+      const i = job.data.i;
+      if (seen[i] === 1) dups++;
+      else seen[i] = 1;
+    },
+    { concurrency: CONCURRENCY },
+  );
+  let errors = 0;
+  worker.on('error', () => errors++);
+  worker.on('failed', () => errors++);
+  await waitFor(() => calls >= count, `${count} handler calls`, 150_000, 5);
+  const tHandled = now();
+  await waitFor(async () => {
+    const c = await q.getCounts();
+    return c.waiting + c.active + c.delayed === 0;
+  }, 'the store to report nothing waiting or active');
+  const tDone = now();
+  await worker.close();
+  const after = await q.getCounts();
+  let distinct = 0;
+  for (const b of seen) distinct += b;
+  const ok = calls === count && distinct === count && dups === 0 && after.completed - before.completed === count && after.failed === before.failed && errors === 0;
+  return { secs: (tDone - t0) / 1000, firstMs: firstAt - t0, ackLagMs: tDone - tHandled, calls, distinct, dups, after, completedBefore: before.completed, ok, errors };
+}
+
+function drainDetails(r: DrainRun): string {
+  return `${r.ok ? 'all completed, none failed, no duplicates' : `CHECK FAILED: ${JSON.stringify({ calls: r.calls, distinct: r.distinct, dups: r.dups, counts: r.after, errors: r.errors })}`}; first job after ${ms(r.firstMs)} ms, last ack ${ms(r.ackLagMs)} ms after last handler call`;
+}
+
 async function scenarioDrain(): Promise<Row[]> {
   const N = n(50000);
-  const CONCURRENCY = 50;
-  const r = await withConveyor('drain', 'normal', async (cv) => {
-    const q = cv.queue<{ i: number; pad: string }>(queueName('drain'));
-    for (let start = 0; start < N; start += BATCH) {
-      const size = Math.min(BATCH, N - start);
-      await q.addBulk(Array.from({ length: size }, (_, k) => ({ name: 'bench', data: payload(start + k) })));
-    }
-    const before = await q.getCounts();
-    if (before.waiting !== N) throw new Error(`drain: prefill left ${before.waiting} waiting, expected ${N}`);
-    const seen = new Uint8Array(N);
-    let calls = 0;
-    let dups = 0;
-    let firstAt = 0;
-    const t0 = now();
-    const worker = cv.worker<{ i: number; pad: string }>(
-      q.name,
-      async (job) => {
-        if (calls++ === 0) firstAt = now();
-        const i = job.data.i;
-        if (seen[i] === 1) dups++;
-        else seen[i] = 1;
-      },
-      { concurrency: CONCURRENCY },
-    );
-    let errors = 0;
-    worker.on('error', () => errors++);
-    worker.on('failed', () => errors++);
-    await waitFor(() => calls >= N, `${N} handler calls`, 150_000, 5);
-    const tHandled = now();
-    await waitFor(async () => {
-      const c = await q.getCounts();
-      return c.waiting + c.active + c.delayed === 0;
-    }, 'the store to report nothing waiting or active');
-    const tDone = now();
-    await worker.close();
-    const after = await q.getCounts();
-    let distinct = 0;
-    for (const b of seen) distinct += b;
-    const ok = calls === N && distinct === N && dups === 0 && after.completed === N && after.failed === 0 && errors === 0;
-    return { secs: (tDone - t0) / 1000, firstMs: firstAt - t0, ackLagMs: tDone - tHandled, calls, distinct, dups, after, ok, errors };
-  });
+  const r = await withConveyor('drain', 'normal', (cv) => drainQueue(cv, queueName('drain'), N));
   return [
     {
       scenario: 'drain (no-op jobs, concurrency 50)',
-      durability: 'normal',
+      durability: durabilityLabel('normal'),
       jobs: N,
       headline: `${rate(N / r.secs)} jobs/s`,
-      details: `${r.ok ? 'all completed, none failed, no duplicates' : `CHECK FAILED: ${JSON.stringify({ calls: r.calls, distinct: r.distinct, dups: r.dups, counts: r.after, errors: r.errors })}`}; first job after ${ms(r.firstMs)} ms, last ack ${ms(r.ackLagMs)} ms after last handler call`,
+      details: drainDetails(r),
       metrics: {
         jobs_per_s: round(N / r.secs, 0),
         total_s: round(r.secs),
@@ -462,6 +671,96 @@ async function scenarioDrain(): Promise<Row[]> {
         failed: r.after.failed,
         duplicate_calls: r.dups,
         ok: r.ok,
+      },
+    },
+  ];
+}
+
+/** 500 single-job claim + complete round trips through the store: claim and complete latency. */
+async function claimRoundTrips(cv: Conveyor, queue: string, count: number): Promise<{ claim: ReturnType<typeof percentiles>; complete: ReturnType<typeof percentiles> }> {
+  const q = cv.queue(queue);
+  await q.addBulk(Array.from({ length: count }, (_, k) => ({ name: 'bench', data: payload(k) })));
+  const claimMs = new Float64Array(count);
+  const completeMs = new Float64Array(count);
+  for (let i = 0; i < count; i++) {
+    let t = now();
+    const { jobs } = await cv.store.claim({ queues: [queue], workerId: 'bench', limit: 1, leaseMs: 30_000, now: Date.now() });
+    claimMs[i] = now() - t;
+    const job = jobs[0];
+    if (job === undefined) throw new Error(`claim ${i} found nothing`);
+    t = now();
+    await cv.store.completeMany({ items: [{ id: job.id, token: job.lease.token, result: null, remove: false }], now: Date.now() });
+    completeMs[i] = now() - t;
+  }
+  return { claim: percentiles(claimMs), complete: percentiles(completeMs) };
+}
+
+/**
+ * PostgreSQL only: claim speed with big tables. 1,000,000 completed jobs of the bench queue
+ * in jobs_done and 1,000,000 waiting jobs of another queue in jobs, written directly with
+ * INSERT … SELECT (conveyor's schema, see migrations.ts), then VACUUM ANALYZE (the
+ * statistics and visibility map autovacuum would have by then). Then the drain of `drain`
+ * and single-job claim round trips, before the fill (empty tables) and after.
+ */
+async function scenarioCrowded(): Promise<Row[]> {
+  if (PG === null) return [];
+  const BIG = n(1_000_000);
+  const N = n(50000);
+  const ROUND_TRIPS = 500;
+  const schema = quoteIdent(PG.schema);
+  const r = await withConveyor('crowded', 'normal', async (cv) => {
+    const name = queueName('crowded');
+    const other = queueName('crowded-other');
+    const empty = await claimRoundTrips(cv, name, ROUND_TRIPS);
+    await cv.queue(other).add('bench', payload(-1));
+    const tFill = now();
+    await withPg(async (c) => {
+      const ids = await c.query<{ name: string; id: number }>(`SELECT name, id FROM ${schema}.queues WHERE name = ANY($1::text[])`, [[name, other]]);
+      const qid = (queueName: string): number => ids.rows.find((row) => row.name === queueName)!.id;
+      const t = Date.now() - 86_400_000;
+      await c.query(
+        `INSERT INTO ${schema}.jobs_done (id, finished_at, run_at, created_at, started_at, queue, priority, attempts_made, max_attempts, stalls, state, name, data)
+         SELECT nextval('${PG!.schema}.job_ids'), $1::bigint + g, $1::bigint + g, $1::bigint + g, $1::bigint + g, $2::int, 0, 1, 1, 0, 3, 'bench',
+                '{"i":' || g || ',"pad":"${PAD}"}'
+         FROM generate_series(1, $3::int) g`,
+        [t, qid(name), BIG],
+      );
+      await c.query(
+        `INSERT INTO ${schema}.jobs (id, run_at, created_at, queue, priority, max_attempts, state, name, data)
+         SELECT nextval('${PG!.schema}.job_ids'), $1::bigint + g, $1::bigint + g, $2::int, 0, 1, 0, 'bench', '{"i":' || g || ',"pad":"${PAD}"}'
+         FROM generate_series(1, $3::int) g`,
+        [t, qid(other), BIG],
+      );
+      await c.query(`VACUUM ANALYZE ${schema}.jobs`);
+      await c.query(`VACUUM ANALYZE ${schema}.jobs_done`);
+    });
+    const fillSecs = (now() - tFill) / 1000;
+    const drain = await drainQueue(cv, name, N);
+    const full = await claimRoundTrips(cv, name, ROUND_TRIPS);
+    return { empty, full, drain, fillSecs };
+  });
+  return [
+    {
+      scenario: `drain with ${rate(BIG)} completed + ${rate(BIG)} waiting elsewhere`,
+      durability: durabilityLabel('normal'),
+      jobs: N,
+      headline: `${rate(N / r.drain.secs)} jobs/s`,
+      details: `${drainDetails(r.drain)}; fill (INSERT … SELECT + VACUUM ANALYZE) took ${r.fillSecs.toFixed(1)} s`,
+      metrics: { jobs_per_s: round(N / r.drain.secs, 0), total_s: round(r.drain.secs), ack_lag_ms: round(r.drain.ackLagMs), ok: r.drain.ok, rows_done: BIG, rows_waiting_elsewhere: BIG },
+    },
+    {
+      scenario: 'single-job claim + complete, empty tables → crowded',
+      durability: durabilityLabel('normal'),
+      jobs: ROUND_TRIPS,
+      headline: `claim p50 ${ms(r.empty.claim.p50)} → ${ms(r.full.claim.p50)} ms`,
+      details: `claim p99 ${ms(r.empty.claim.p99)} → ${ms(r.full.claim.p99)} ms; complete p50 ${ms(r.empty.complete.p50)} → ${ms(r.full.complete.p50)} ms, p99 ${ms(r.empty.complete.p99)} → ${ms(r.full.complete.p99)} ms (each a commit)`,
+      metrics: {
+        claim_p50_empty_ms: round(r.empty.claim.p50),
+        claim_p50_crowded_ms: round(r.full.claim.p50),
+        claim_p99_empty_ms: round(r.empty.claim.p99),
+        claim_p99_crowded_ms: round(r.full.claim.p99),
+        complete_p50_empty_ms: round(r.empty.complete.p50),
+        complete_p50_crowded_ms: round(r.full.complete.p50),
       },
     },
   ];
@@ -509,7 +808,7 @@ async function scenarioLatency(): Promise<Row[]> {
   return [
     {
       scenario: 'enqueue → handler start (200 jobs/s)',
-      durability: 'normal',
+      durability: durabilityLabel('normal'),
       jobs: N,
       headline: `p50 ${ms(r.lat.p50)} ms`,
       details: `p95 ${ms(r.lat.p95)} ms, p99 ${ms(r.lat.p99)} ms, max ${ms(r.lat.max)} ms; add p50 ${ms(r.add.p50)} ms; ${r.received}/${N} started; sent at ${r.achieved.toFixed(0)} jobs/s`,
@@ -527,7 +826,98 @@ async function scenarioLatency(): Promise<Row[]> {
   ];
 }
 
+/** Per-minute difference of two by-key counters, as "key ×n; …" (largest first). */
+function counterDiff(after: Map<string, number>, before: Map<string, number>): string {
+  return [...after]
+    .map(([k, v]): [string, number] => [k, v - (before.get(k) ?? 0)])
+    .filter(([, v]) => v > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k.replace(/\s+/g, ' ').trim().slice(0, 60)} ×${v}`)
+    .join('; ');
+}
+
+/**
+ * PostgreSQL idle cost, measured as the peer harness measures it: conveyor alone in a
+ * database of its own, xact_commit + xact_rollback of that database read from another one
+ * (backends flush these counters within ~10 s of going idle, hence the 12 s settle), beside
+ * an exact client-side count of every `pg` query and of every Store call.
+ */
+async function scenarioIdlePg(): Promise<Row[]> {
+  const SETTLE_MS = 12_000;
+  const IDLE_DB = 'conveyor_bench_idle';
+  await withPg(async (c) => {
+    await c.query(`DROP DATABASE IF EXISTS ${IDLE_DB} WITH (FORCE)`);
+    await c.query(`CREATE DATABASE ${IDLE_DB}`);
+  });
+  const u = new URL(PG!.url);
+  u.pathname = `/${IDLE_DB}`;
+  const xacts = (): Promise<number> =>
+    withPg(async (c) => {
+      await c.query('SELECT pg_stat_clear_snapshot()');
+      const r = await c.query<{ n: string }>('SELECT (xact_commit + xact_rollback)::bigint AS n FROM pg_stat_database WHERE datname = $1', [IDLE_DB]);
+      return Number(r.rows[0]?.n ?? 0);
+    });
+  const counted = countingStore(openStore({ url: u.toString() }));
+  const client = installPgCounter();
+  const cv = await Conveyor.open({ store: counted.store });
+  try {
+    const q = cv.queue(queueName('idle'));
+    await q.add('bench', payload(0));
+    const worker = cv.worker(q.name, async () => {}, { concurrency: 50 });
+    await waitFor(async () => (await q.getCounts()).completed === 1, 'the one job to complete');
+    await sleep(SETTLE_MS);
+    const calls0 = counted.total();
+    const methods0 = new Map(counted.byMethod);
+    const queries0 = client.total();
+    const sql0 = new Map(client.bySql);
+    const x0 = await xacts();
+    const t0 = now();
+    await sleep(IDLE_SECONDS * 1000);
+    const x1 = await xacts();
+    const secs = (now() - t0) / 1000;
+    const calls = counted.total() - calls0;
+    const queries = client.total() - queries0;
+    const perMin = (x: number): number => (x * 60) / secs;
+    const methods = counterDiff(counted.byMethod, methods0);
+    const sql = counterDiff(client.bySql, sql0);
+    await worker.close();
+    return [
+      {
+        scenario: 'idle worker: store calls',
+        durability: durabilityLabel('normal'),
+        jobs: null,
+        headline: `${perMin(calls).toFixed(1)} calls/min`,
+        details: `${calls} calls in ${secs.toFixed(1)} s: ${methods || 'none'}`,
+        metrics: { store_calls_per_min: round(perMin(calls), 1), window_s: round(secs, 1), store_calls: calls, by_method: methods },
+      },
+      {
+        scenario: 'idle worker: PostgreSQL transactions (server)',
+        durability: durabilityLabel('normal'),
+        jobs: null,
+        headline: `${perMin(x1 - x0).toFixed(1)} statements/min`,
+        details: `pg_stat_database xact_commit + xact_rollback of ${IDLE_DB} (conveyor alone in it): ${x1 - x0} in ${secs.toFixed(1)} s`,
+        metrics: { statements_per_min: round(perMin(x1 - x0), 1), window_s: round(secs, 1), transactions: x1 - x0 },
+      },
+      {
+        scenario: 'idle worker: pg queries (client)',
+        durability: durabilityLabel('normal'),
+        jobs: null,
+        headline: `${perMin(queries).toFixed(1)} statements/min`,
+        details: `${queries} pg Client#query calls in ${secs.toFixed(1)} s: ${sql || 'none'}`,
+        metrics: { statements_per_min: round(perMin(queries), 1), window_s: round(secs, 1), statements: queries, by_sql: sql },
+      },
+    ];
+  } finally {
+    client.uninstall();
+    await cv.close();
+    await withPg(async (c) => {
+      await c.query(`DROP DATABASE IF EXISTS ${IDLE_DB} WITH (FORCE)`);
+    });
+  }
+}
+
 async function scenarioIdle(): Promise<Row[]> {
+  if (PG !== null) return scenarioIdlePg();
   const SETTLE_MS = 3000;
   const target = makeTarget('idle', 'normal');
   const counted = countingStore(openStore({ url: target.url }));
@@ -550,20 +940,13 @@ async function scenarioIdle(): Promise<Row[]> {
     const calls = counted.total() - calls0;
     const stmts = sqlite.total() - stmts0;
     const perMin = (x: number): number => (x * 60) / secs;
-    const diff = (after: Map<string, number>, before: Map<string, number>): string =>
-      [...after]
-        .map(([k, v]): [string, number] => [k, v - (before.get(k) ?? 0)])
-        .filter(([, v]) => v > 0)
-        .sort((a, b) => b[1] - a[1])
-        .map(([k, v]) => `${k.replace(/\s+/g, ' ').slice(0, 60)} ×${v}`)
-        .join('; ');
-    const methods = diff(counted.byMethod, methods0);
-    const sql = diff(sqlite.bySql, sql0);
+    const methods = counterDiff(counted.byMethod, methods0);
+    const sql = counterDiff(sqlite.bySql, sql0);
     await worker.close();
     return [
       {
         scenario: 'idle worker: store calls',
-        durability: 'normal',
+        durability: durabilityLabel('normal'),
         jobs: null,
         headline: `${perMin(calls).toFixed(1)} calls/min`,
         details: `${calls} calls in ${secs.toFixed(1)} s: ${methods || 'none'}`,
@@ -571,7 +954,7 @@ async function scenarioIdle(): Promise<Row[]> {
       },
       {
         scenario: 'idle worker: SQLite statements',
-        durability: 'normal',
+        durability: durabilityLabel('normal'),
         jobs: null,
         headline: `${perMin(stmts).toFixed(1)} statements/min`,
         details: `${stmts} in ${secs.toFixed(1)} s: ${sql || 'none'}`,
@@ -588,6 +971,30 @@ async function scenarioIdle(): Promise<Row[]> {
 async function scenarioStorage(): Promise<Row[]> {
   const N = n(100000);
   return withConveyor('storage', 'normal', async (cv, target) => {
+    if (PG !== null) {
+      const q = cv.queue(queueName('storage'));
+      const s0 = await pgSchemaBytes();
+      for (let start = 0; start < N; start += BATCH) {
+        const size = Math.min(BATCH, N - start);
+        await q.addBulk(Array.from({ length: size }, (_, k) => ({ name: 'bench', data: payload(start + k) })));
+      }
+      const counts = await q.getCounts();
+      const s1 = await pgSchemaBytes();
+      const perJob = (s1.bytes - s0.bytes) / N;
+      const tables = Object.entries(s1.tables)
+        .map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`)
+        .join(', ');
+      return [
+        {
+          scenario: 'bytes per waiting job',
+          durability: durabilityLabel('normal'),
+          jobs: N,
+          headline: `${perJob.toFixed(1)} bytes/job`,
+          details: `pg_total_relation_size of the schema's tables: ${s0.bytes.toLocaleString('en-US')} → ${s1.bytes.toLocaleString('en-US')} bytes (${tables}); ${counts.waiting} waiting`,
+          metrics: { bytes_per_job: round(perJob, 1), bytes_before: s0.bytes, bytes_after: s1.bytes, waiting: counts.waiting, tables: JSON.stringify(s1.tables) },
+        },
+      ];
+    }
     if (target.file === null) return [];
     const q = cv.queue(queueName('storage'));
     const s0 = sqliteFileBytes(target.file);
@@ -601,7 +1008,7 @@ async function scenarioStorage(): Promise<Row[]> {
     return [
       {
         scenario: 'bytes per waiting job',
-        durability: 'normal',
+        durability: durabilityLabel('normal'),
         jobs: N,
         headline: `${perJob.toFixed(1)} bytes/job`,
         details: `file+WAL after wal_checkpoint(TRUNCATE): ${s0.bytes.toLocaleString('en-US')} → ${s1.bytes.toLocaleString('en-US')} bytes (WAL ${s1.wal}, checkpoint busy=${s1.checkpointBusy}); ${counts.waiting} waiting`,
@@ -686,7 +1093,7 @@ async function scenarioRecovery(): Promise<Row[]> {
   return [
     {
       scenario: 'recover a SIGKILLed worker',
-      durability: 'normal',
+      durability: durabilityLabel('normal'),
       jobs: N,
       headline: `${rate(r.recoverMs)} ms`,
       details: `kill after ${r.atKill.completed} completed (${r.atKill.active} left active); first stalled job recovered ${r.firstStalledMs === null ? '-' : rate(r.firstStalledMs)} ms after the kill; ran twice: ${r.twice}; never ran: ${r.never}; final ${r.after.completed} completed, ${r.after.failed} failed (leaseMs ${LEASE_MS}, concurrency ${CONCURRENCY}, ${HANDLER_MS} ms handlers)`,
@@ -717,6 +1124,7 @@ const SCENARIOS: Record<string, () => Promise<Row[]>> = {
   idle: scenarioIdle,
   storage: scenarioStorage,
   recovery: scenarioRecovery,
+  crowded: scenarioCrowded,
 };
 
 /** Runs an enqueue scenario once per selected durability, one after the other. */
@@ -748,10 +1156,17 @@ async function main(): Promise<void> {
   for (const name of names) {
     if (!(name in SCENARIOS)) throw new Error(`unknown scenario '${name}'; scenarios: ${Object.keys(SCENARIOS).join(', ')}`);
   }
+  let postgres: string | null = null;
+  if (PG !== null) {
+    const v = await withPg(async (c) => (await c.query<{ v: string; s: string }>("SELECT current_setting('server_version') AS v, current_setting('synchronous_commit') AS s")).rows[0]!);
+    postgres = v.v.split(' ')[0]!;
+    PG_DURABILITY = `synchronous_commit=${v.s}`;
+  }
   const meta = {
     date: new Date().toISOString(),
     node: process.version,
     sqlite: sqliteVersion(),
+    postgres,
     cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown cpu'}`,
     os: `${os.type()} ${os.release()}`,
     store: BASE_URL ?? 'fresh temp SQLite file per scenario (os.tmpdir())',
@@ -772,7 +1187,7 @@ async function main(): Promise<void> {
     }
     log(`  (${((now() - t0) / 1000).toFixed(1)} s)`);
   }
-  const header = `conveyor bench — ${meta.date}, Node ${meta.node}, SQLite ${meta.sqlite}, ${meta.cpus}, ${meta.os}; store: ${meta.store}; scale ${meta.scale}`;
+  const header = `conveyor bench — ${meta.date}, Node ${meta.node}, ${postgres === null ? `SQLite ${meta.sqlite}` : `PostgreSQL ${postgres} (${PG_DURABILITY})`}, ${meta.cpus}, ${meta.os}; store: ${meta.store}; scale ${meta.scale}`;
   process.stdout.write(`${header}\n\n${table(rows)}\n`);
   if (failures.length > 0) process.stdout.write(`\nFailed scenarios:\n${failures.map((f) => `- ${f}`).join('\n')}\n`);
   if (args.json !== undefined) {

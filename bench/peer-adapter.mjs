@@ -11,14 +11,27 @@
 // repo), not from src/: the harness runs under plain Node with its own node_modules, and
 // the compiled package is what users install. Rebuild after changing src/.
 //
-// Store: CONVEYOR_URL if set (the adapter's queue `bench` is emptied in setup()); unset, a
-// fresh temp SQLite file per run in its own temp folder, removed in close().
+// Store: CONVEYOR_URL if set; unset, a fresh temp SQLite file per run in its own temp folder,
+// removed in close().
+// - sqlite:// URL: the adapter's queue `bench` is emptied in setup().
+// - postgres:// URL (PostgreSQL, as the harness README asks of a PostgreSQL peer): give the
+//   adapter a database of its own, e.g. CONVEYOR_URL=postgres://root@127.0.0.1:5432/bench_conveyor.
+//   setup() creates that database if it is missing and drops conveyor's schema there (the
+//   URL's ?schema=, default `conveyor`) with the harness's own helpers, so every run starts
+//   from an empty, freshly migrated schema; storage() is the harness's pgSchemaBytes of that
+//   schema; statementCounters() are the harness's pgXactCounter of that database (headline,
+//   server side) and a client-side count of every `pg` Client#query call conveyor's own copy
+//   of `pg` makes in this process (the pool, the LISTEN connection and the notifications
+//   included; the harness's clients use the harness's copy of `pg` and are not counted).
+//   Durability is the server's: synchronous_commit=on, as for the other PostgreSQL peers;
+//   every acknowledged add, claim and completion is flushed to the WAL before it answers.
 //
 // Settings used, and why (conveyor's README and src/engine/worker.ts defaults; nothing is
 // tuned for the harness, one configuration for every scenario):
 // - Conveyor.open({ url }) defaults: SQLite in WAL mode with synchronous=NORMAL (durability
 //   'normal': an acknowledged add survives a crash of any process, not necessarily a power
-//   loss; the same durability as plainjob, liteque and sidequest-sqlite here).
+//   loss; the same durability as plainjob, liteque and sidequest-sqlite here). PostgreSQL:
+//   the store's defaults (pool of 10 connections, schema `conveyor`, LISTEN/NOTIFY wake-ups).
 // - Worker: cv.worker('bench', async (job) => handler(job.data), { concurrency: C }) with
 //   conveyor's defaults otherwise (src/engine/worker.ts, docs/guide.md): at most C
 //   handlers run; batchSize = 4 × C jobs per claim (at least 10, at most 1,000); adaptive
@@ -46,6 +59,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DatabaseSync, StatementSync } from 'node:sqlite';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
 import { Conveyor } from '../dist/index.js';
 
 const QUEUE = 'bench';
@@ -108,21 +123,61 @@ function sqliteVersion() {
   });
 }
 
+// -------------------------------------------------------------------- PostgreSQL
+
+/** A postgres:// CONVEYOR_URL, split into database and schema; null for anything else. */
+function postgresTarget(url) {
+  if (!url || !/^postgres(ql)?:\/\//i.test(url)) return null;
+  const u = new URL(url);
+  const db = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  if (db === '') throw new Error(`CONVEYOR_URL ${url} names no database; give conveyor a database of its own, e.g. /bench_conveyor`);
+  return { url, db, schema: u.searchParams.get('schema') ?? 'conveyor' };
+}
+
+/**
+ * The harness's own helpers (lib/common.mjs next to run.mjs): the same database creation,
+ * schema reset, storage and server-side statement measurements as the other PostgreSQL peers.
+ */
+async function harnessLib() {
+  const runner = process.argv[1] ?? '';
+  const file = path.join(path.dirname(runner), 'lib', 'common.mjs');
+  if (!fs.existsSync(file)) throw new Error(`a postgres:// CONVEYOR_URL needs the peer harness's lib/common.mjs (looked for ${file}); run this adapter through the harness's run.mjs`);
+  return import(pathToFileURL(file).href);
+}
+
+/** Client-side count of every Client#query call made through conveyor's copy of `pg`. */
+const pgCounter = { n: 0 };
+let pgPatched = false;
+function installPgCounter() {
+  if (pgPatched) return;
+  pgPatched = true;
+  const orig = pg.Client.prototype.query;
+  pg.Client.prototype.query = function countedQuery(...args) {
+    pgCounter.n++;
+    return orig.apply(this, args);
+  };
+}
+
 export default function createAdapter() {
   let dir = null;
   let file = null;
   let cv = null;
   let queue = null;
   const errors = [];
-  installNodeSqliteCounter();
+  const pgTarget = postgresTarget(process.env.CONVEYOR_URL);
+  let lib = null;
+  if (pgTarget) installPgCounter();
+  else installNodeSqliteCounter();
 
   return {
     name: 'conveyor',
     version: pkg.version,
-    backend: `sqlite (node:sqlite, SQLite ${sqliteVersion()})`,
+    backend: pgTarget ? 'postgres' : `sqlite (node:sqlite, SQLite ${sqliteVersion()})`,
     settings: {
-      worker: "cv.worker('bench', handler, { concurrency: C }); defaults: batchSize=4×C (10–1000), adaptive prefetch (3×C for short jobs), leaseMs=30000, pollMs=5000 (wake-up signals on enqueue)",
-      store: process.env.CONVEYOR_URL ? `CONVEYOR_URL=${process.env.CONVEYOR_URL}` : 'Conveyor.open defaults: fresh SQLite file, WAL, synchronous=NORMAL (durability normal)',
+      worker: "cv.worker('bench', handler, { concurrency: C }); defaults: batchSize=4×C (10–1000), adaptive prefetch (3×C for short jobs), leaseMs=30000, safety-net poll (wake-up signals on enqueue)",
+      store: pgTarget
+        ? `CONVEYOR_URL=${process.env.CONVEYOR_URL} (own database; schema ${pgTarget.schema} dropped in setup; store defaults: pool 10, LISTEN/NOTIFY; synchronous_commit=on)`
+        : process.env.CONVEYOR_URL ? `CONVEYOR_URL=${process.env.CONVEYOR_URL}` : 'Conveyor.open defaults: fresh SQLite file, WAL, synchronous=NORMAL (durability normal)',
       enqueue: 'Queue.add (group commit of concurrent adds)',
       bulk: 'Queue.addBulk (one transaction per call)',
     },
@@ -130,6 +185,22 @@ export default function createAdapter() {
 
     async setup() {
       let url = process.env.CONVEYOR_URL;
+      if (pgTarget) {
+        lib = await harnessLib();
+        await lib.ensureDatabase(pgTarget.db);
+        await lib.dropSchemas(pgTarget.db, [pgTarget.schema]);
+        cv = await Conveyor.open({ url });
+        queue = cv.queue(QUEUE);
+        const c = lib.harnessPgClient(pgTarget.db);
+        await c.connect();
+        try {
+          const v = await c.query("select current_setting('server_version') as v, current_setting('synchronous_commit') as s");
+          this.backend = `postgres ${v.rows[0].v.split(' ')[0]} (synchronous_commit=${v.rows[0].s})`;
+        } finally {
+          await c.end();
+        }
+        return;
+      }
       if (!url) {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-conveyor-'));
         file = path.join(dir, 'q.db');
@@ -178,12 +249,22 @@ export default function createAdapter() {
     },
 
     async storage() {
+      if (pgTarget) {
+        const st = await lib.pgSchemaBytes(pgTarget.db, [pgTarget.schema]);
+        return { bytes: st.bytes, primary: `pg_total_relation_size of all ${pgTarget.schema} tables`, tables: st.tables };
+      }
       if (file === null) return { bytes: 0, primary: 'n/a: CONVEYOR_URL is not a SQLite file' };
       const s = sqliteFileBytes(file);
       return { bytes: s.bytes, primary: 'database file + WAL file size after wal_checkpoint(TRUNCATE) on a separate node:sqlite connection' };
     },
 
     async statementCounters() {
+      if (pgTarget) {
+        return [
+          await lib.pgXactCounter(pgTarget.db),
+          { kind: "pg Client#query calls in-process (conveyor's copy of pg: pool, LISTEN connection, notifications)", read: async () => pgCounter.n, close: async () => {} },
+        ];
+      }
       const c = {
         kind: 'node:sqlite StatementSync run/get/all/iterate + DatabaseSync exec calls in-process (client side; SQLite has no server; every node:sqlite statement in this process is conveyor\'s)',
         read: async () => counter.n,

@@ -39,6 +39,8 @@ export const ERROR_CODES = {
   STORE_SCHEMA: { retryable: false },
   /** The store URL cannot be understood or names a store conveyor does not have. */
   UNSUPPORTED_STORE: { retryable: false },
+  /** The store cannot do this (for example adding jobs inside your own transaction on a store without the `transactionalEnqueue` capability). */
+  NOT_SUPPORTED: { retryable: false },
   /** The Conveyor, queue or worker was closed and cannot be used any more. */
   CLOSED: { retryable: false },
   /** A store operation failed for a reason conveyor did not recognise (a bug, or storage corruption). */

@@ -10,7 +10,7 @@ export type { BackoffStrategy } from './engine/retry-policy.ts';
 export type { JobOptions } from './options.ts';
 export { PRIORITY_MIN, PRIORITY_MAX, DEFAULT_MAX_PAYLOAD_BYTES } from './options.ts';
 export { JOB_STATES, type JobState, type AttemptError, type JobLogEntry, type BackoffOptions, type RetentionOption, type StoredJobOptions } from './job.ts';
-export type { JobCounts, QueueInfo } from './store/contract.ts';
+export type { JobCounts, QueueInfo, TransactionClient } from './store/contract.ts';
 export { DEFAULT_STORE_URL } from './store/open.ts';
 export {
   ConveyorError,

@@ -4,7 +4,7 @@
  */
 import { ConveyorError, ValidationError } from '../errors.ts';
 import { JOB_STATES, type JobRecord, type JobState } from '../job.ts';
-import type { AdminOutcome, JobCounts, NewJob, Store, StoreSignal } from '../store/contract.ts';
+import type { AdminOutcome, EnqueueResult, JobCounts, NewJob, Store, StoreSignal, TransactionClient } from '../store/contract.ts';
 import { checkInteger, checkJobName, checkQueueName, normalizeJobOptions, serializeJson, type JobOptions } from '../options.ts';
 import type { EnqueueBatcher } from './enqueue-batcher.ts';
 import { Job } from './job.ts';
@@ -86,6 +86,58 @@ export class Queue<Data = unknown, Result = unknown> {
     });
     if (prepared.length === 0) return [];
     const results = await this.#deps.store.enqueueMany({ jobs: prepared, now: Date.now() });
+    return this.#jobsFor(prepared, results);
+  }
+
+  /**
+   * Adds one job inside your own database transaction (the outbox pattern): the job exists
+   * if and only if that transaction commits, and workers hear of it only then. `client` is
+   * the connection your transaction runs on, e.g. a `pg` `PoolClient` after `BEGIN`; conveyor
+   * runs its statements on it and never commits, rolls back or releases it. Same validation
+   * and `jobId` deduplication as `add` (also against jobs added earlier in the same
+   * transaction), but no group commit. If it throws, your transaction is aborted: roll it back.
+   * Needs a store with the `transactionalEnqueue` capability (PostgreSQL); others throw
+   * `NOT_SUPPORTED`.
+   */
+  async addInTransaction(client: TransactionClient, name: string, data: Data, opts?: JobOptions): Promise<Job<Data, Result>> {
+    const [job] = await this.#addInTransaction('addInTransaction', client, () => [this.#prepare(name, data, opts)]);
+    return job!;
+  }
+
+  /** `addBulk` inside your own transaction: see `addInTransaction`. All jobs are written, or none. */
+  async addBulkInTransaction(client: TransactionClient, jobs: ReadonlyArray<BulkJob<Data>>): Promise<Array<Job<Data, Result>>> {
+    return this.#addInTransaction('addBulkInTransaction', client, () => {
+      if (!Array.isArray(jobs)) throw new ValidationError('INVALID_ARGUMENT', 'addBulkInTransaction takes a client and an array of { name, data, opts? }');
+      return jobs.map((j, i) => {
+        if (typeof j !== 'object' || j === null) throw new ValidationError('INVALID_ARGUMENT', `addBulkInTransaction: item ${i} must be { name, data, opts? }`);
+        return this.#prepare(j.name, j.data, j.opts);
+      });
+    });
+  }
+
+  async #addInTransaction(method: string, client: TransactionClient, prepare: () => NewJob[]): Promise<Array<Job<Data, Result>>> {
+    this.#deps.assertOpen();
+    const store = this.#deps.store;
+    if (!store.capabilities.has('transactionalEnqueue') || store.enqueueInTransaction === undefined) {
+      throw new ConveyorError('NOT_SUPPORTED', `${method}: the ${store.kind} store cannot add jobs inside your own transaction; use a PostgreSQL store, or add the job after your transaction commits`, {
+        details: { store: store.kind, capability: 'transactionalEnqueue' },
+      });
+    }
+    if (typeof client !== 'object' || client === null || typeof (client as { query?: unknown }).query !== 'function') {
+      throw new ValidationError('INVALID_ARGUMENT', `${method}: the first argument must be the database client your transaction runs on (an object with a query(text, values) method, such as a pg PoolClient)`);
+    }
+    const prepared = prepare();
+    if (prepared.length === 0) return [];
+    const results = await store.enqueueInTransaction(client, { jobs: prepared, now: Date.now() });
+    return this.#jobsFor(prepared, results);
+  }
+
+  /**
+   * Job objects for enqueue results. A duplicate is read back (it may have been added by
+   * someone else); one added earlier in the caller's still-open transaction is not visible
+   * yet, so it is described by the job just given.
+   */
+  async #jobsFor(prepared: readonly NewJob[], results: readonly EnqueueResult[]): Promise<Array<Job<Data, Result>>> {
     const out: Array<Job<Data, Result>> = [];
     for (let i = 0; i < prepared.length; i++) {
       const r = results[i]!;

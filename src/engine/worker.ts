@@ -56,7 +56,11 @@ export interface WorkerOptions {
   readonly maxStalls?: number;
   /** How often this worker looks for expired leases to recover, in ms. Default leaseMs / 2. */
   readonly stalledCheckMs?: number;
-  /** Safety-net poll while idle, in ms, in case a wake-up signal is missed. Default 5,000. */
+  /**
+   * Safety-net poll while idle, in ms, in case a wake-up signal is missed. Default 5,000;
+   * 30,000 when the store delivers other processes' writes as signals too (capability
+   * `crossProcessSignals`), where the poll only covers a lost signal.
+   */
   readonly pollMs?: number;
   /** Named backoff functions for jobs with `backoff: { type: name }`. */
   readonly backoffStrategies?: Readonly<Record<string, BackoffStrategy>>;
@@ -102,7 +106,11 @@ interface Settings {
   readonly autorun: boolean;
 }
 
-function normalizeWorkerOptions(o: WorkerOptions | undefined): Settings & { name: string | undefined } {
+/** The idle safety-net poll when no `pollMs` is given (see WorkerOptions.pollMs). */
+const DEFAULT_POLL_MS = 5000;
+const DEFAULT_POLL_MS_WITH_SIGNALS = 30_000;
+
+function normalizeWorkerOptions(o: WorkerOptions | undefined, crossProcessSignals: boolean): Settings & { name: string | undefined } {
   if (o !== undefined && (typeof o !== 'object' || o === null)) {
     throw new ValidationError('INVALID_ARGUMENT', 'worker options must be an object');
   }
@@ -116,7 +124,7 @@ function normalizeWorkerOptions(o: WorkerOptions | undefined): Settings & { name
     leaseMs,
     maxStalls: o?.maxStalls === undefined ? 1 : checkInteger(o.maxStalls, 'maxStalls', 0, 1000),
     stalledCheckMs: o?.stalledCheckMs === undefined ? Math.max(50, Math.round(leaseMs / 2)) : checkDuration(o.stalledCheckMs, 'stalledCheckMs', 10),
-    pollMs: o?.pollMs === undefined ? 5000 : checkDuration(o.pollMs, 'pollMs', 10),
+    pollMs: o?.pollMs === undefined ? (crossProcessSignals ? DEFAULT_POLL_MS_WITH_SIGNALS : DEFAULT_POLL_MS) : checkDuration(o.pollMs, 'pollMs', 10),
     backoffStrategies: o?.backoffStrategies,
     autorun: o?.autorun ?? true,
     name: o?.name,
@@ -125,6 +133,14 @@ function normalizeWorkerOptions(o: WorkerOptions | undefined): Settings & { name
 
 /** Claims one worker may make in one turn of the event loop before it yields (see pump). */
 const MAX_CLAIMS_PER_TURN = 4;
+
+/**
+ * Claims one worker may have in flight at once against an asynchronous (networked) store.
+ * A claim there takes milliseconds (a round trip and a commit); with one at a time, a
+ * worker whose handlers are short sits idle for most of each claim. With two, the next
+ * batch is already on its way while the previous one runs (see pump).
+ */
+const MAX_CLAIMS_IN_FLIGHT = 2;
 
 /** Carried beside each acknowledgement for the events emitted once the store has answered. */
 interface AckMeta {
@@ -191,7 +207,18 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
   private readonly held = new Map<string, Held>();
   private buffer: Held[] = [];
   private runningCount = 0;
-  private claiming = false;
+  /** Claims sent to the store and not answered yet. */
+  private claimsInFlight = 0;
+  /** Sum of the limits of those claims: capacity they may fill when they answer. */
+  private reservedByClaims = 0;
+  /** The store answered a claim with a promise (a networked store): claims may overlap. */
+  private asyncClaims = false;
+  /** Whether the last answered claim was full (the queue probably has more). */
+  private lastClaimFull = false;
+  /** Claims are answered in the order they were sent (see inClaimOrder). */
+  private claimsSent = 0;
+  private claimsApplied = 0;
+  private readonly earlyClaims = new Map<number, () => void>();
   private pumpQueued = false;
   private claimsThisTurn = 0;
   /** Moving average of handler durations, for adaptive prefetch. */
@@ -221,7 +248,9 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
     if (list.length === 0) throw new ValidationError('INVALID_ARGUMENT', 'a worker needs at least one queue');
     for (const q of list) checkQueueName(q);
     if (typeof handler !== 'function') throw new ValidationError('INVALID_ARGUMENT', 'a worker needs a handler function: (job, context) => result');
-    const s = normalizeWorkerOptions(options);
+    // A backend that is a whole Store says what it can do; the worker seam itself does not.
+    const capabilities = (deps.backend as { readonly capabilities?: ReadonlySet<string> }).capabilities;
+    const s = normalizeWorkerOptions(options, capabilities?.has('crossProcessSignals') === true);
     this.settings = s;
     this.queues = list;
     this.concurrency = s.concurrency;
@@ -368,7 +397,9 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
 
   private requestWake(): void {
     this.wakeRequested = true;
-    if (!this.claiming) queueMicrotask(() => this.pump());
+    // Against an asynchronous store a wake-up may claim beside a claim in flight (which may
+    // have read the queue before the new job was committed), rather than after it.
+    if (this.claimsInFlight === 0 || (this.asyncClaims && this.claimsInFlight < MAX_CLAIMS_IN_FLIGHT)) queueMicrotask(() => this.pump());
   }
 
   private wakeAt(at: number): void {
@@ -391,16 +422,23 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
   /** Starts buffered jobs in free slots, then claims more if the buffer runs low. */
   private pump(): void {
     this.startBuffered();
-    if (this.closing || this.paused || this.claiming || !this.started) return;
+    if (this.closing || this.paused || !this.started) return;
+    // A second claim while one is in flight only against an asynchronous store, only while
+    // the queue has been yielding full batches or on a wake-up (a new job), and only for at
+    // least half a batch (see MAX_CLAIMS_IN_FLIGHT); a synchronous store answers before pump
+    // runs again.
+    const overlapping = this.claimsInFlight > 0;
+    if (overlapping && (!this.asyncClaims || !(this.lastClaimFull || this.wakeRequested) || this.claimsInFlight >= MAX_CLAIMS_IN_FLIGHT)) return;
     // Claim when the buffer can no longer fill the free slots, or on a wake-up while idle.
     const prefetch = this.prefetch();
     const lowWater = Math.floor(prefetch / 2);
     if (this.buffer.length > lowWater && !this.wakeRequested) return;
     const capacity = this.settings.concurrency + prefetch;
     // Finished jobs whose acks are still queued count against capacity, so a failing or
-    // slow store cannot make acks pile up without bound.
-    const held = this.held.size + this.acks.size;
+    // slow store cannot make acks pile up without bound; so do claims in flight.
+    const held = this.held.size + this.acks.size + this.reservedByClaims;
     if (held >= capacity) return;
+    if (overlapping && capacity - held < Math.max(1, Math.floor(this.settings.batchSize / 2))) return;
     // With a synchronous store and instant handlers, claim → run → ack can chain through
     // microtasks without end. After a few claims in one turn of the event loop, yield, so
     // lease timers and I/O are never starved.
@@ -424,22 +462,43 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
       });
     }
     const limit = Math.min(this.settings.batchSize, capacity - held);
-    this.claiming = true;
+    this.claimsInFlight++;
+    this.reservedByClaims += limit;
     this.wakeRequested = false;
+    const seq = this.claimsSent++;
     let result: ClaimResult | PromiseLike<ClaimResult>;
     try {
       result = this.backend.claim({ queues: this.queues, workerId: this.id, limit, leaseMs: this.settings.leaseMs, now: Date.now() });
     } catch (err) {
-      this.onClaimError(err);
+      this.inClaimOrder(seq, () => this.onClaimError(err, limit));
       return;
     }
     if (isPromiseLike(result)) {
+      this.asyncClaims = true;
       result.then(
-        (r) => this.onClaimed(r, limit),
-        (err: unknown) => this.onClaimError(err),
+        (r) => this.inClaimOrder(seq, () => this.onClaimed(r, limit)),
+        (err: unknown) => this.inClaimOrder(seq, () => this.onClaimError(err, limit)),
       );
     } else {
-      this.onClaimed(result, limit);
+      this.inClaimOrder(seq, () => this.onClaimed(result, limit));
+    }
+  }
+
+  /**
+   * Applies claim answers in the order the claims were sent, so jobs start in claim order
+   * even when two overlapping claims answer the other way round.
+   */
+  private inClaimOrder(seq: number, apply: () => void): void {
+    if (seq !== this.claimsApplied) {
+      this.earlyClaims.set(seq, apply);
+      return;
+    }
+    apply();
+    this.claimsApplied++;
+    for (let next = this.earlyClaims.get(this.claimsApplied); next !== undefined; next = this.earlyClaims.get(this.claimsApplied)) {
+      this.earlyClaims.delete(this.claimsApplied);
+      next();
+      this.claimsApplied++;
     }
   }
 
@@ -459,9 +518,11 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
   }
 
   private onClaimed(result: ClaimResult, limit: number): void {
-    this.claiming = false;
+    this.claimsInFlight--;
+    this.reservedByClaims -= limit;
     this.claimErrors = 0;
     const jobs = result.jobs;
+    this.lastClaimFull = jobs.length >= limit;
     if (this.closing) {
       // Claimed while shutting down: hand them straight back.
       if (jobs.length > 0) {
@@ -489,7 +550,7 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
       return;
     }
     this.startBuffered();
-    if (jobs.length === 0 && this.held.size === 0 && this.acks.size === 0 && !this.drainedEmitted) {
+    if (jobs.length === 0 && this.held.size === 0 && this.acks.size === 0 && this.claimsInFlight === 0 && !this.drainedEmitted) {
       this.drainedEmitted = true;
       this.emit('drained');
     }
@@ -499,8 +560,10 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
     this.wakeAt(result.nextRunAt === null ? pollAt : Math.min(pollAt, result.nextRunAt));
   }
 
-  private onClaimError(err: unknown): void {
-    this.claiming = false;
+  private onClaimError(err: unknown, limit: number): void {
+    this.claimsInFlight--;
+    this.reservedByClaims -= limit;
+    this.lastClaimFull = false;
     this.claimErrors++;
     this.reportError(err);
     // Back off so a store outage is not hammered; reconnecting is the store's job.
@@ -686,7 +749,7 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
         this.pump();
       });
     }
-    if (this.held.size === 0 && this.acks.size === 0 && !this.claiming && !this.drainedEmitted && this.idleTimer !== undefined) {
+    if (this.held.size === 0 && this.acks.size === 0 && this.claimsInFlight === 0 && !this.drainedEmitted && this.idleTimer !== undefined) {
       this.drainedEmitted = true;
       this.emit('drained');
     }

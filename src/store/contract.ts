@@ -28,10 +28,22 @@ export type StoreCapability =
   | 'multiProcess'
   /** `subscribe` delivers signals for writes made by other processes too, not only this one. */
   | 'crossProcessSignals'
-  /** Jobs can be added inside a caller-owned database transaction. */
+  /** Jobs can be added inside a caller-owned database transaction (`enqueueInTransaction`). */
   | 'transactionalEnqueue';
 
 // ---------------------------------------------------------------------------- writes
+
+/**
+ * The caller's own database connection, inside a transaction the caller opened and will
+ * commit or roll back (capability `transactionalEnqueue`). A minimal structural type, so no
+ * driver type appears in the contract: a `pg` `Client` or `PoolClient` fits as is, and
+ * other drivers fit with a one-line adapter. It must accept `$1, $2, …` placeholders, take
+ * JavaScript arrays as array parameters and return rows as objects keyed by column name,
+ * as `pg` does.
+ */
+export interface TransactionClient {
+  query(text: string, values?: unknown[]): PromiseLike<{ readonly rows: readonly unknown[] }>;
+}
 
 export interface NewJob {
   /** A caller-chosen id (the dedup key). Omitted: the store assigns a numeric id. */
@@ -287,6 +299,17 @@ export interface Store extends WorkerBackend {
   checkSchema?(): Awaitable<void>;
 
   enqueueMany(params: EnqueueParams): Awaitable<readonly EnqueueResult[]>;
+  /**
+   * Capability `transactionalEnqueue` (the outbox pattern): writes the jobs through the
+   * caller's `client`, inside the caller's open transaction, and neither commits nor rolls
+   * back. The jobs exist if and only if that transaction commits. Same answers and dedup
+   * rules as `enqueueMany` (a live `jobId`, also one added earlier in the same transaction,
+   * is a `duplicate`). Signals to other processes are sent inside that transaction too, so
+   * they are delivered only on commit; nothing is delivered to this store's local
+   * subscribers before the commit. A failure leaves the caller's transaction to the caller
+   * (in PostgreSQL it is then aborted and must be rolled back); it is not retried.
+   */
+  enqueueInTransaction?(client: TransactionClient, params: EnqueueParams): Promise<readonly EnqueueResult[]>;
 
   getJob(ref: JobRef): Awaitable<JobRecord | null>;
   listJobs(params: ListJobsParams): Awaitable<JobPage>;

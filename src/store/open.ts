@@ -8,7 +8,8 @@
  *   ./q.db, /abs/q.db             → a plain path is a SQLite file
  *   ?durability=full              → fsync every commit (default: normal)
  *   postgres://user@host:5432/db  → PostgreSQL (also postgresql://); parameters schema, poolSize,
- *                                   statementTimeoutMs, connectTimeoutMs; the rest (sslmode, …) go to `pg`
+ *                                   statementTimeoutMs, connectTimeoutMs, listenUrl, listen, signalPollMs,
+ *                                   preparedStatements; the rest (sslmode, …) go to `pg`
  */
 import path from 'node:path';
 import { StoreError, ValidationError } from '../errors.ts';
@@ -28,9 +29,9 @@ export type ParsedStoreUrl =
   | { readonly kind: 'sqlite'; readonly path: string; readonly durability: 'normal' | 'full' | undefined }
   | { readonly kind: 'postgres' | 'redis'; readonly url: string };
 
-/** Masks the password in a URL for messages and `config` output. */
+/** Masks the passwords in a URL for messages and `config` output (also in a nested, URL-encoded `listenUrl`). */
 export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:/@]+):([^@/]+)@/, '//$1:***@');
+  return url.replace(/\/\/([^:/@?#&]+):([^@/]+)@/g, '//$1:***@').replace(/(%2F%2F)([^%:/@&]*)(%3A)([^&]*?)(%40)/gi, '$1$2$3***$5');
 }
 
 export function parseStoreUrl(url: string): ParsedStoreUrl {

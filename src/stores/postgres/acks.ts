@@ -36,31 +36,61 @@ import { appendErrorSql, idCondition, num, STATE, tokenSeq } from './rows.ts';
 const APPLIED = Object.freeze({ status: 'applied' as const });
 const STALE = Object.freeze({ status: 'stale' as const });
 const NOT_FOUND = Object.freeze({ status: 'not_found' as const });
+const CHANGED: StoreSignal = Object.freeze({ type: 'changed' as const });
 
 const CLEAR_LEASE = 'lease_owner = NULL, lease_token = NULL, lease_until = NULL';
-/** The fence: still active, under this token, and the id the caller named. */
-const LEASED_BY_V = "j.id = v.id AND j.state = 1 AND j.lease_token = v.token AND coalesce(j.key, j.id::text) = v.pub";
+/**
+ * The fence: still active, under this token, and the id the caller named.
+ *
+ * `lease_token` is set exactly while a job is active (the claim sets it; every way out of
+ * `active` either clears it or moves the row to jobs_done), so matching the token is the
+ * state check. There is deliberately no `j.state = 1` term: with it the planner may read
+ * the whole jobs_leases partial index (every active job of every worker) and hash-join it,
+ * because the index predicate matches; without it the only path is the primary key, one
+ * probe per item, whatever the number of active jobs. Measured with 30,000 active jobs:
+ * 135 µs of server CPU per completed job with the term, 21 µs without.
+ */
+const LEASED_BY_V = 'j.id = v.id AND j.lease_token = v.token AND coalesce(j.key, j.id::text) = v.pub';
 
-/** Items with a well-formed token, deduplicated, as column arrays; `slot` maps each sent row back to its first item. */
+/**
+ * Items with a well-formed token, deduplicated, as column arrays. The statements number the
+ * sent rows (`WITH ORDINALITY`) and answer with those numbers, so an answer maps straight
+ * back to its item: no id/token strings are echoed or looked up.
+ */
 interface Batch {
   readonly ids: number[];
   readonly pubs: string[];
   readonly tokens: string[];
-  /** Index of the item each sent row stands for. */
+  /** Index of the item each sent row stands for (row number - 1 → item). */
   readonly itemOf: number[];
-  /** `${id}|${token}` → position in the sent arrays. */
-  readonly slot: Map<string, number>;
+  /** Repeats of an earlier item (same id and token): [item index, row it repeats]. */
+  readonly repeats: Array<readonly [number, number]>;
 }
 
 function batchOf(items: readonly LeaseRef[]): Batch {
-  const batch: Batch = { ids: [], pubs: [], tokens: [], itemOf: [], slot: new Map() };
+  const batch: Batch = { ids: [], pubs: [], tokens: [], itemOf: [], repeats: [] };
+  // Ids repeat only when a caller sends the same lease twice; the first row with an id is
+  // remembered, and only then are the rows after it searched for the same token.
+  const firstRow = new Map<number, number>();
   for (let i = 0; i < items.length; i++) {
     const item = items[i]!;
     const seq = tokenSeq(item.token);
     if (seq === null) continue;
-    const key = `${seq}|${item.token}`;
-    if (batch.slot.has(key)) continue;
-    batch.slot.set(key, batch.ids.length);
+    const first = firstRow.get(seq);
+    if (first === undefined) firstRow.set(seq, batch.ids.length);
+    else {
+      let same = -1;
+      for (let r = first; r < batch.ids.length; r++) {
+        if (batch.ids[r] === seq && batch.tokens[r] === item.token) {
+          same = r;
+          break;
+        }
+      }
+      if (same >= 0) {
+        batch.repeats.push([i, same]);
+        continue;
+      }
+    }
     batch.ids.push(seq);
     batch.pubs.push(item.id);
     batch.tokens.push(item.token);
@@ -87,11 +117,11 @@ export class Acks {
     // $1 ids, $2 public ids, $3 tokens, $4 results, $5 remove flags, $6 now
     this.#complete = `
       WITH v AS (
-        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::boolean[]) AS v(id, pub, token, result, remove)
+        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::boolean[]) WITH ORDINALITY AS v(id, pub, token, result, remove, ord)
       ),
       moved AS (
         DELETE FROM ${t.jobs} j USING v WHERE ${LEASED_BY_V}
-        RETURNING ${movedReturning}, v.token AS ack_token, v.result AS ack_result, v.remove AS ack_remove
+        RETURNING ${movedReturning}, v.ord AS ack_ord, v.result AS ack_result, v.remove AS ack_remove
       ),
       kept AS (
         ${doneInsert}
@@ -102,12 +132,12 @@ export class Acks {
       removed_logs AS (
         DELETE FROM ${t.logs} WHERE job_id IN (SELECT id FROM moved WHERE ack_remove)
       )
-      SELECT m.id, m.ack_token, q.name FROM moved m JOIN ${t.queues} q ON q.id = m.queue`;
+      SELECT ack_ord, queue FROM moved`;
 
     // $1 ids, $2 public ids, $3 tokens, $4 error JSON, $5 retry_at (null: final), $6 remove flags, $7 now
     this.#fail = `
       WITH v AS (
-        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::boolean[]) AS v(id, pub, token, error, retry_at, remove)
+        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::boolean[]) WITH ORDINALITY AS v(id, pub, token, error, retry_at, remove, ord)
       ),
       retried AS (
         UPDATE ${t.jobs} j SET
@@ -117,11 +147,11 @@ export class Acks {
           errors = ${appendErrorSql('j.errors', 'v.error')},
           ${CLEAR_LEASE}
         FROM v WHERE v.retry_at IS NOT NULL AND ${LEASED_BY_V}
-        RETURNING j.id, j.queue, v.token AS ack_token, j.state
+        RETURNING v.ord AS ack_ord, j.queue, j.state
       ),
       moved AS (
         DELETE FROM ${t.jobs} j USING v WHERE v.retry_at IS NULL AND ${LEASED_BY_V}
-        RETURNING ${movedReturning}, v.token AS ack_token, v.error AS ack_error, v.remove AS ack_remove
+        RETURNING ${movedReturning}, v.ord AS ack_ord, v.error AS ack_error, v.remove AS ack_remove
       ),
       kept AS (
         ${doneInsert}
@@ -132,27 +162,22 @@ export class Acks {
       removed_logs AS (
         DELETE FROM ${t.logs} WHERE job_id IN (SELECT id FROM moved WHERE ack_remove)
       )
-      SELECT a.id, a.ack_token, a.state, q.name
-      FROM (SELECT id, queue, ack_token, state FROM retried
-            UNION ALL SELECT id, queue, ack_token, ${STATE.failed}::smallint FROM moved) a
-      JOIN ${t.queues} q ON q.id = a.queue`;
+      SELECT ack_ord, queue, state FROM retried
+      UNION ALL SELECT ack_ord, queue, ${STATE.failed}::smallint FROM moved`;
 
     // $1 ids, $2 public ids, $3 tokens, $4 now, $5 default lease ms
     this.#extend = `
       UPDATE ${t.jobs} j SET lease_until = $4::bigint + coalesce(j.lease_ms, $5::bigint)
-      FROM unnest($1::bigint[], $2::text[], $3::text[]) AS v(id, pub, token)
+      FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY AS v(id, pub, token, ord)
       WHERE ${LEASED_BY_V}
-      RETURNING j.id, v.token, j.lease_until`;
+      RETURNING v.ord, j.lease_until`;
 
     // $1 ids, $2 public ids, $3 tokens. run_at is kept: a released job keeps its place in line.
     this.#release = `
-      WITH released AS (
-        UPDATE ${t.jobs} j SET state = ${STATE.waiting}, ${CLEAR_LEASE}
-        FROM unnest($1::bigint[], $2::text[], $3::text[]) AS v(id, pub, token)
-        WHERE ${LEASED_BY_V}
-        RETURNING j.id, j.queue, v.token
-      )
-      SELECT r.id, r.token, q.name FROM released r JOIN ${t.queues} q ON q.id = r.queue`;
+      UPDATE ${t.jobs} j SET state = ${STATE.waiting}, ${CLEAR_LEASE}
+      FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY AS v(id, pub, token, ord)
+      WHERE ${LEASED_BY_V}
+      RETURNING v.ord, j.queue`;
 
     // $1 now, $2 maxStalls, $3 limit, $4 message, $5 queue names (filtered variant only)
     const recover = (filter: string): string => `
@@ -197,11 +222,13 @@ export class Acks {
       results.push(items[i]!.result);
       removes.push(items[i]!.remove);
     }
-    const rows = await this.#ctx.db.arrays(this.#complete, [batch.ids, batch.pubs, batch.tokens, results, removes, params.now]);
-    for (const [id, token, queue] of rows as [number, string, string][]) {
-      const i = batch.itemOf[batch.slot.get(`${num(id)}|${token}`)!]!;
+    const rows = (await this.#ctx.db.arrays(this.#complete, [batch.ids, batch.pubs, batch.tokens, results, removes, params.now])) as [number, number][];
+    const names = await this.#queueNames(rows, 1);
+    for (const row of rows) {
+      const i = batch.itemOf[num(row[0]) - 1]!;
       outcomes[i] = APPLIED;
-      signals.push({ type: 'finished', queue, id: items[i]!.id, state: 'completed' });
+      const queue = names.get(row[1]);
+      signals.push(queue === undefined ? CHANGED : { type: 'finished', queue, id: items[i]!.id, state: 'completed' });
     }
     return { outcomes, signals };
   }
@@ -221,14 +248,20 @@ export class Acks {
       retryAts.push(item.retryAt);
       removes.push(item.retryAt === null && item.remove);
     }
-    const rows = await this.#ctx.db.arrays(this.#fail, [batch.ids, batch.pubs, batch.tokens, errors, retryAts, removes, now]);
-    for (const [id, token, stateCode, queue] of rows as [number, string, number, string][]) {
-      const i = batch.itemOf[batch.slot.get(`${num(id)}|${token}`)!]!;
+    const rows = (await this.#ctx.db.arrays(this.#fail, [batch.ids, batch.pubs, batch.tokens, errors, retryAts, removes, now])) as [number, number, number][];
+    const names = await this.#queueNames(rows, 1);
+    for (const [ord, queueId, stateCode] of rows) {
+      const i = batch.itemOf[num(ord) - 1]!;
       const item = items[i]!;
+      const queue = names.get(queueId);
       const state = stateCode === STATE.failed ? 'failed' : stateCode === STATE.delayed ? 'delayed' : 'waiting';
       outcomes[i] = { status: 'applied', state };
       signals.push(
-        item.retryAt === null ? { type: 'finished', queue, id: item.id, state: 'failed' } : { type: 'enqueued', queue, runAt: item.retryAt },
+        queue === undefined
+          ? CHANGED
+          : item.retryAt === null
+            ? { type: 'finished', queue, id: item.id, state: 'failed' }
+            : { type: 'enqueued', queue, runAt: item.retryAt },
       );
     }
     return { outcomes, signals };
@@ -239,17 +272,17 @@ export class Acks {
     const batch = batchOf(items);
     const outcomes = new Array<ExtendOutcome>(items.length).fill(STALE);
     if (batch.ids.length === 0) return outcomes;
-    const rows = await this.#ctx.db.arrays(this.#extend, [batch.ids, batch.pubs, batch.tokens, params.now, params.leaseMs]);
-    const until = new Map<string, number>();
-    for (const [id, token, leaseUntil] of rows as [number, string, number][]) until.set(`${num(id)}|${token}`, num(leaseUntil));
-    for (let i = 0; i < items.length; i++) {
-      const seq = tokenSeq(items[i]!.token);
-      if (seq === null) continue;
-      const expiresAt = until.get(`${seq}|${items[i]!.token}`);
-      // Only the public id the row was matched with counts (a repeat naming another id is stale).
-      if (expiresAt !== undefined && batch.pubs[batch.slot.get(`${seq}|${items[i]!.token}`)!] === items[i]!.id) {
-        outcomes[i] = { status: 'applied', expiresAt };
-      }
+    const rows = (await this.#ctx.db.arrays(this.#extend, [batch.ids, batch.pubs, batch.tokens, params.now, params.leaseMs])) as [number, number][];
+    const expiresAt = new Array<number | undefined>(batch.ids.length);
+    for (const [ord, leaseUntil] of rows) expiresAt[num(ord) - 1] = num(leaseUntil);
+    for (let r = 0; r < batch.ids.length; r++) {
+      const until = expiresAt[r];
+      if (until !== undefined) outcomes[batch.itemOf[r]!] = { status: 'applied', expiresAt: until };
+    }
+    // Extending twice is fine: a repeat is applied with its row, if it names the same public id.
+    for (const [i, r] of batch.repeats) {
+      const until = expiresAt[r];
+      if (until !== undefined && batch.pubs[r] === items[i]!.id) outcomes[i] = { status: 'applied', expiresAt: until };
     }
     return outcomes;
   }
@@ -261,14 +294,39 @@ export class Acks {
     const outcomes = new Array<LeaseOutcome>(items.length).fill(STALE);
     const signals: StoreSignal[] = [];
     if (batch.ids.length === 0) return { outcomes, signals };
-    const rows = await this.#ctx.db.arrays(this.#release, [batch.ids, batch.pubs, batch.tokens]);
-    const queues = new Set<string>();
-    for (const [id, token, queue] of rows as [number, string, string][]) {
-      outcomes[batch.itemOf[batch.slot.get(`${num(id)}|${token}`)!]!] = APPLIED;
-      queues.add(queue);
-    }
-    for (const queue of queues) signals.push({ type: 'enqueued', queue, runAt: params.now });
+    const rows = (await this.#ctx.db.arrays(this.#release, [batch.ids, batch.pubs, batch.tokens])) as [number, number][];
+    const names = await this.#queueNames(rows, 1);
+    for (const [ord] of rows) outcomes[batch.itemOf[num(ord) - 1]!] = APPLIED;
+    for (const queue of new Set(names.values())) signals.push({ type: 'enqueued', queue, runAt: params.now });
+    if (names.size < new Set(rows.map((r) => r[1])).size) signals.push(CHANGED);
     return { outcomes, signals };
+  }
+
+  /**
+   * Names of the queue ids in column `col` of `rows`, from the registry (which the claims
+   * of this store fill); ids it has not seen (a job claimed through another store) are
+   * looked up, one statement for all. An id whose name cannot be had is left out.
+   */
+  async #queueNames(rows: readonly (readonly unknown[])[], col: number): Promise<Map<unknown, string>> {
+    const names = new Map<unknown, string>();
+    let missing: number[] | undefined;
+    for (const row of rows) {
+      const id = row[col];
+      if (names.has(id)) continue;
+      const name = this.#ctx.queues.nameOf(num(id));
+      if (name === undefined) (missing ??= []).push(num(id));
+      else names.set(id, name);
+    }
+    if (missing !== undefined) {
+      // The write has committed by now: a failed lookup must not fail (and so repeat) it.
+      // Its signals then say only that something changed (signals are hints).
+      await this.#ctx.queues.names(missing).catch(() => undefined);
+      for (const id of missing) {
+        const name = this.#ctx.queues.nameOf(id);
+        if (name !== undefined) names.set(id, name);
+      }
+    }
+    return names;
   }
 
   /**

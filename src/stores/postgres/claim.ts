@@ -1,5 +1,6 @@
 /**
- * claim: the worker's hot path, ONE statement (so one round trip, atomic by itself):
+ * claim: the worker's hot path, ONE statement (so one round trip, atomic by itself): a call
+ * of the schema's `claim_jobs` function (migration 2), whose single query is
  *
  *   q        the asked-for queues that exist and are not paused (read fresh every time, so
  *            a pause by any process takes effect at the next claim);
@@ -15,20 +16,26 @@
  *            does as a separate step; here it touches other rows than `claimed`, which
  *            one statement may do);
  *   claimed  the picked rows become active with a lease, RETURNING the job rows;
- *   next     the earliest runAt of a delayed job not yet due, for `nextRunAt`.
+ *   nxt      the earliest runAt of a delayed job not yet due, for `nextRunAt`.
  *
- * The final SELECT is `next LEFT JOIN claimed`, so there is always one row, even when
- * nothing was claimed. RETURNING yields rows in no particular order, so they are sorted in
- * JS. Several queues keep one global order: each queue contributes its own first `limit`
- * (an index walk each) and `pick` cuts the merged list.
+ * It is a function rather than a plain statement only so that it can carry planner
+ * settings (see the notes on migration 2): the index walk is the only plan, whatever the
+ * table statistics say, and it is planned once per connection.
+ *
+ * There is always at least one row, even when nothing was claimed. RETURNING yields rows
+ * in no particular order, so they are sorted in JS. Several queues keep one global order:
+ * each queue contributes its own first `limit` (an index walk each) and `pick` cuts the
+ * merged list. The function returns only what the caller cannot know: the state, lease,
+ * started_at, finished_at and result of a claimed job follow from the arguments.
  *
  * Lease tokens are `<random>.<id>` (see tokenSeq in rows.ts): one random 96-bit value per
  * claim call, plus the job id, so unique per job and claim.
  */
 import { randomBytes } from 'node:crypto';
+import type { AttemptError } from '../../job.ts';
 import type { ClaimedJob, ClaimParams, ClaimResult } from '../../store/contract.ts';
 import type { StoreContext } from './context.ts';
-import { compareClaimOrder, liveColumns, STATE, toJobRecord } from './rows.ts';
+import { decodeOpts } from './rows.ts';
 
 /**
  * At most this many due delayed jobs are taken up per claim (more only if `limit` is
@@ -40,83 +47,87 @@ const DUE_CAP = 10_000;
 
 const none = (): ClaimResult => ({ jobs: [], nextRunAt: null });
 
+/** A row of claim_jobs, as an array. */
+type ClaimRow = [
+  nextT: number | null,
+  queue: string | null,
+  queueId: number | null,
+  id: number,
+  key: string | null,
+  name: string,
+  data: string,
+  opts: string | null,
+  priority: number,
+  attemptsMade: number,
+  maxAttempts: number,
+  stalls: number,
+  runAt: number,
+  createdAt: number,
+  leaseMs: number | null,
+  progress: string | null,
+  errors: string | null,
+];
+
+/** Claim order on claim rows: priority DESC, run_at, id. */
+const byClaimOrder = (a: ClaimRow, b: ClaimRow): number => b[8] - a[8] || a[12] - b[12] || a[3] - b[3];
+
 export class Claimer {
   readonly #ctx: StoreContext;
   readonly #sql: string;
 
   constructor(ctx: StoreContext) {
     this.#ctx = ctx;
-    const { t } = ctx;
-    const order = 'ORDER BY priority DESC, run_at, id';
     // $1 queue names, $2 limit, $3 now, $4 owner, $5 random token part, $6 default lease ms, $7 due cap
-    this.#sql = `
-      WITH q AS (
-        SELECT id, name FROM ${t.queues} WHERE name = ANY($1::text[]) AND NOT paused
-      ),
-      waiting AS (
-        SELECT w.id, w.priority, w.run_at FROM q CROSS JOIN LATERAL (
-          SELECT id, priority, run_at FROM ${t.jobs}
-          WHERE queue = q.id AND state = ${STATE.waiting}
-          ${order} LIMIT $2 FOR UPDATE SKIP LOCKED
-        ) w
-      ),
-      due AS (
-        SELECT d.id, d.priority, d.run_at FROM q CROSS JOIN LATERAL (
-          SELECT id, priority, run_at FROM ${t.jobs}
-          WHERE queue = q.id AND state = ${STATE.delayed} AND run_at <= $3::bigint
-          ORDER BY run_at LIMIT $7 FOR UPDATE SKIP LOCKED
-        ) d
-      ),
-      pick AS (
-        SELECT id FROM (SELECT * FROM waiting UNION ALL SELECT * FROM due) c ${order} LIMIT $2
-      ),
-      promoted AS (
-        UPDATE ${t.jobs} SET state = ${STATE.waiting}
-        WHERE id IN (SELECT id FROM due) AND id NOT IN (SELECT id FROM pick)
-      ),
-      claimed AS (
-        UPDATE ${t.jobs} j SET
-          state = ${STATE.active},
-          lease_owner = $4,
-          lease_token = $5 || '.' || j.id,
-          lease_until = $3::bigint + coalesce(j.lease_ms, $6::bigint),
-          started_at = $3::bigint
-        FROM q
-        WHERE j.queue = q.id AND j.id IN (SELECT id FROM pick)
-        RETURNING q.name, ${liveColumns('j')}
-      ),
-      next AS (
-        SELECT min(x.run_at) AS t FROM q CROSS JOIN LATERAL (
-          SELECT run_at FROM ${t.jobs}
-          WHERE queue = q.id AND state = ${STATE.delayed} AND run_at > $3::bigint
-          ORDER BY run_at LIMIT 1
-        ) x
-      )
-      SELECT next.t, c.* FROM next LEFT JOIN claimed c ON true`;
+    this.#sql = process.env.CV_EXP_ASYNC_CLAIM === '1'
+      ? `SELECT c.* FROM (SELECT set_config('synchronous_commit', 'off', true)) s, ${ctx.t.schema}.claim_jobs($1::text[], $2::integer, $3::bigint, $4::text, $5::text, $6::bigint, $7::integer) c`
+      : `SELECT * FROM ${ctx.t.schema}.claim_jobs($1::text[], $2::integer, $3::bigint, $4::text, $5::text, $6::bigint, $7::integer)`;
   }
 
   async claim(params: ClaimParams): Promise<ClaimResult> {
     const { limit, now } = params;
     if (limit <= 0 || params.queues.length === 0) return none();
     const token = randomBytes(12).toString('base64url');
-    const rows = await this.#ctx.db.arrays(this.#sql, [
-      [...new Set(params.queues)],
-      limit,
-      now,
-      params.workerId,
-      token,
-      params.leaseMs,
-      Math.max(DUE_CAP, limit),
-    ]);
+    const queues = params.queues.length === 1 ? params.queues : [...new Set(params.queues)];
+    const rows = (await this.#ctx.db.arrays(this.#sql, [queues, limit, now, params.workerId, token, params.leaseMs, Math.max(DUE_CAP, limit)])) as ClaimRow[];
     const first = rows[0];
     const nextRunAt = first === undefined || first[0] === null ? null : Number(first[0]);
-    // Columns: next.t, queue name, then the job row.
-    const claimed = rows.filter((r) => r[2] !== null);
-    if (claimed.length > 1) claimed.sort(compareClaimOrder(2));
+    // With nothing claimed, the one row has only next_t.
+    const claimed = first === undefined || first[1] === null ? [] : rows;
+    if (claimed.length > 1) claimed.sort(byClaimOrder);
+    const owner = params.workerId;
     const jobs = new Array<ClaimedJob>(claimed.length);
+    let lastQueueId = -1;
     for (let i = 0; i < claimed.length; i++) {
-      const row = claimed[i]!;
-      jobs[i] = toJobRecord(row, row[1] as string, 2) as ClaimedJob;
+      const r = claimed[i]!;
+      const queue = r[1]!;
+      // Acknowledgements answer with queue ids; teach the registry the names they stand for.
+      if (r[2] !== lastQueueId) {
+        lastQueueId = r[2]!;
+        if (this.#ctx.queues.nameOf(lastQueueId) === undefined) this.#ctx.queues.remember(queue, lastQueueId);
+      }
+      const id = r[3];
+      const leaseMs = r[14];
+      const errors = r[16];
+      jobs[i] = {
+        id: r[4] ?? String(id),
+        queue,
+        name: r[5],
+        data: r[6],
+        opts: decodeOpts(r[7], r[10], leaseMs),
+        state: 'active',
+        priority: r[8],
+        attemptsMade: r[9],
+        maxAttempts: r[10],
+        stalls: r[11],
+        runAt: r[12],
+        createdAt: r[13],
+        startedAt: now,
+        finishedAt: null,
+        lease: { owner, token: `${token}.${id}`, expiresAt: now + (leaseMs ?? params.leaseMs) },
+        progress: r[15],
+        result: null,
+        errors: errors === null ? [] : (JSON.parse(errors) as AttemptError[]),
+      };
     }
     return { jobs, nextRunAt: jobs.length < limit ? nextRunAt : null };
   }

@@ -8,6 +8,7 @@
  * Serialization failures and deadlocks (40001, 40P01) are retried here a few times with
  * jittered backoff; everything else is translated into conveyor's error codes.
  */
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { ConveyorError, StoreError, ValidationError } from '../../errors.ts';
 
@@ -19,6 +20,14 @@ export interface PostgresUrlOptions {
   readonly poolSize: number | undefined;
   readonly statementTimeoutMs: number | undefined;
   readonly connectTimeoutMs: number | undefined;
+  /** `?listen=false`: never LISTEN; idle processes learn of other processes' writes by polling. */
+  readonly listen: boolean | undefined;
+  /** `?listenUrl=` (URL-encoded): a direct connection for LISTEN when `url` goes through a transaction-pooling PgBouncer. */
+  readonly listenUrl: string | undefined;
+  /** `?preparedStatements=false`: never use named prepared statements (PgBouncer before 1.21 in transaction mode). */
+  readonly preparedStatements: boolean | undefined;
+  /** `?signalPollMs=`: how often subscribers are woken by polling when LISTEN is not possible. */
+  readonly signalPollMs: number | undefined;
 }
 
 export interface ConnectionOptions {
@@ -32,6 +41,8 @@ export interface ConnectionOptions {
 export const DEFAULT_SCHEMA = 'conveyor';
 export const DEFAULT_POOL_SIZE = 10;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** Without LISTEN, subscribers are told `changed` this often (each wake-up costs the receiver one statement). */
+export const DEFAULT_SIGNAL_POLL_MS = 1000;
 const APPLICATION_NAME = 'conveyor';
 
 /** How often a statement that hit a serialization failure or deadlock is tried in all. */
@@ -54,9 +65,20 @@ export function checkSchemaName(schema: unknown): string {
   return schema;
 }
 
-/** Masks the password in a URL for messages. */
+/**
+ * Masks passwords in a URL for messages: the URL's own and the one of a `listenUrl`
+ * parameter (plain or percent-encoded).
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:/@]*):([^@/]*)@/, '//$1:***@');
+  return url
+    .replace(/\/\/([^:/@?#&]*):([^@/]*)@/g, '//$1:***@')
+    .replace(/(%2F%2F)([^%:/@&]*)(%3A)([^&]*?)(%40)/gi, '$1$2$3***$5');
+}
+
+function flag(value: string, name: string, url: string): boolean {
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new ValidationError('INVALID_ARGUMENT', `store url ${redactUrl(url)}: ${name} must be true or false, got '${value}'`);
 }
 
 function positiveInt(value: string, name: string, url: string, min: number): number {
@@ -67,22 +89,34 @@ function positiveInt(value: string, name: string, url: string, min: number): num
   return n;
 }
 
+/** A `postgres://` or `postgresql://` URL, or INVALID_ARGUMENT naming `what`. */
+export function checkPostgresUrl(url: unknown, what = 'not a PostgreSQL url'): string {
+  if (typeof url !== 'string' || !/^postgres(ql)?:\/\//i.test(url)) {
+    throw new ValidationError('INVALID_ARGUMENT', `${what}: ${typeof url === 'string' ? redactUrl(url) : String(url)}`);
+  }
+  return url;
+}
+
 /**
  * Splits conveyor's parameters (`schema`, `poolSize`, `statementTimeoutMs`,
- * `connectTimeoutMs`) off a `postgres://` URL. Everything else (sslmode, application_name,
- * …) stays in the URL for `pg`.
+ * `connectTimeoutMs`, `listen`, `listenUrl`, `preparedStatements`, `signalPollMs`) off a
+ * `postgres://` URL. Everything else (sslmode, application_name, …) stays in the URL for `pg`.
  */
 export function parsePostgresUrl(url: string): PostgresUrlOptions {
-  if (typeof url !== 'string' || !/^postgres(ql)?:\/\//i.test(url)) {
-    throw new ValidationError('INVALID_ARGUMENT', `not a PostgreSQL url: ${typeof url === 'string' ? redactUrl(url) : String(url)}`);
-  }
+  checkPostgresUrl(url);
   const q = url.indexOf('?');
-  if (q < 0) return { connectionString: url, schema: undefined, poolSize: undefined, statementTimeoutMs: undefined, connectTimeoutMs: undefined };
-  const params = new URLSearchParams(url.slice(q + 1));
   let schema: string | undefined;
   let poolSize: number | undefined;
   let statementTimeoutMs: number | undefined;
   let connectTimeoutMs: number | undefined;
+  let listen: boolean | undefined;
+  let listenUrl: string | undefined;
+  let preparedStatements: boolean | undefined;
+  let signalPollMs: number | undefined;
+  if (q < 0) {
+    return { connectionString: url, schema, poolSize, statementTimeoutMs, connectTimeoutMs, listen, listenUrl, preparedStatements, signalPollMs };
+  }
+  const params = new URLSearchParams(url.slice(q + 1));
   const rest = new URLSearchParams();
   for (const [key, value] of params) {
     switch (key) {
@@ -98,12 +132,34 @@ export function parsePostgresUrl(url: string): PostgresUrlOptions {
       case 'connectTimeoutMs':
         connectTimeoutMs = positiveInt(value, 'connectTimeoutMs', url, 0);
         break;
+      case 'listen':
+        listen = flag(value, 'listen', url);
+        break;
+      case 'listenUrl':
+        listenUrl = checkPostgresUrl(value, `store url ${redactUrl(url)}: listenUrl must be a URL-encoded postgres:// url, got`);
+        break;
+      case 'preparedStatements':
+        preparedStatements = flag(value, 'preparedStatements', url);
+        break;
+      case 'signalPollMs':
+        signalPollMs = positiveInt(value, 'signalPollMs', url, 10);
+        break;
       default:
         rest.append(key, value);
     }
   }
   const tail = rest.toString();
-  return { connectionString: url.slice(0, q) + (tail === '' ? '' : `?${tail}`), schema, poolSize, statementTimeoutMs, connectTimeoutMs };
+  return {
+    connectionString: url.slice(0, q) + (tail === '' ? '' : `?${tail}`),
+    schema,
+    poolSize,
+    statementTimeoutMs,
+    connectTimeoutMs,
+    listen,
+    listenUrl,
+    preparedStatements,
+    signalPollMs,
+  };
 }
 
 /** int8 (bigint, count(*)) as a JS number: epoch ms, ids and counts all fit in 2^53. */
@@ -213,13 +269,15 @@ export function closedError(): ConveyorError {
 
 /**
  * Our own errors pass through; driver and server errors become STORE_UNAVAILABLE,
- * STORE_BUSY or STORE_ERROR, naming the operation. `secret` (the URL's password) is
- * scrubbed from the message in case a driver ever echoes it.
+ * STORE_BUSY or STORE_ERROR, naming the operation. `secrets` (the URLs' passwords) are
+ * scrubbed from the message in case a driver ever echoes them.
  */
-export function translateError(operation: string, err: unknown, secret: string | null = null): ConveyorError {
+export function translateError(operation: string, err: unknown, secrets: string | null | readonly string[] = null): ConveyorError {
   if (err instanceof ConveyorError) return err;
   let message = messageOf(err);
-  if (secret !== null && secret !== '' && message.includes(secret)) message = message.split(secret).join('***');
+  for (const secret of typeof secrets === 'string' ? [secrets] : (secrets ?? [])) {
+    if (secret !== '' && message.includes(secret)) message = message.split(secret).join('***');
+  }
   const code = codeOf(err);
   const suffix = code === undefined ? '' : ` (${code})`;
   if (isUnavailable(err)) {
@@ -250,23 +308,56 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 export type SqlValue = string | number | boolean | null | readonly (string | number | boolean | null)[];
 
 /**
+ * A named statement met a server connection that does not have it, or already has it:
+ * the sign of a transaction-pooling PgBouncer (before 1.21) handing our connection's
+ * statements to different server connections. Nothing was executed (Parse or Bind failed).
+ */
+function isPreparedStatementMismatch(err: unknown): boolean {
+  const code = codeOf(err);
+  return code === '26000' || code === '42P05';
+}
+
+/** pg's query config; `rowMode: 'array'` is typed only on QueryArrayConfig, hence the cast. */
+function queryConfig(name: string | undefined, text: string, values: readonly SqlValue[], arrays: boolean): pg.QueryConfig {
+  const config: { name?: string; text: string; values: unknown[]; rowMode?: 'array' } = { text, values: values as unknown[] };
+  if (name !== undefined) config.name = name;
+  if (arrays) config.rowMode = 'array';
+  return config as pg.QueryConfig;
+}
+
+/**
  * The store's access to the database: every statement goes through `rows`/`arrays`, which
  * prepare it once per connection under a stable name (the text is the key), retry
  * serialization failures and translate errors.
+ *
+ * Statement names carry a random prefix per store instance, so a name can only ever mean
+ * one text: behind a transaction-pooling PgBouncer, where a server connection may have been
+ * prepared by another client, a named statement either runs the very same SQL or fails with
+ * "does not exist" / "already exists", never runs someone else's statement. On that failure
+ * (nothing was executed) the store switches to unnamed statements for good and runs the
+ * statement again. `preparedStatements: false` (`?preparedStatements=false`) starts there.
  */
 export class Database {
   readonly pool: pg.Pool;
-  readonly #secret: string | null;
+  readonly #secrets: readonly string[];
   readonly #names = new Map<string, string>();
+  readonly #prefix = `cv${randomBytes(4).toString('hex')}_`;
+  #prepare: boolean;
   #closed = false;
 
-  constructor(pool: pg.Pool, url: string) {
+  constructor(pool: pg.Pool, url: string, options: { readonly preparedStatements?: boolean; readonly otherUrls?: readonly string[] } = {}) {
     this.pool = pool;
-    this.#secret = passwordOf(url);
+    this.#secrets = [url, ...(options.otherUrls ?? [])].map(passwordOf).filter((p): p is string => p !== null);
+    this.#prepare = options.preparedStatements ?? true;
   }
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Whether statements are still prepared under names (false after a PgBouncer mismatch, or when disabled). */
+  get preparedStatements(): boolean {
+    return this.#prepare;
   }
 
   markClosed(): void {
@@ -279,7 +370,7 @@ export class Database {
 
   translate(operation: string, err: unknown): ConveyorError {
     if (this.#closed && !(err instanceof ConveyorError)) return closedError();
-    return translateError(operation, err, this.#secret);
+    return translateError(operation, err, this.#secrets);
   }
 
   /** Runs `fn` (one or more statements, each atomic), retrying it on serialization failures and deadlocks. */
@@ -302,27 +393,36 @@ export class Database {
   #nameOf(text: string): string {
     let name = this.#names.get(text);
     if (name === undefined) {
-      name = `cv${this.#names.size + 1}`;
+      name = `${this.#prefix}${this.#names.size + 1}`;
       this.#names.set(text, name);
     }
     return name;
   }
 
+  async #query(text: string, values: readonly SqlValue[], arrays: boolean): Promise<pg.QueryResult> {
+    if (this.#prepare) {
+      try {
+        return await this.pool.query(queryConfig(this.#nameOf(text), text, values, arrays));
+      } catch (err) {
+        if (!isPreparedStatementMismatch(err)) throw err;
+        this.#prepare = false;
+      }
+    }
+    return this.pool.query(queryConfig(undefined, text, values, arrays));
+  }
+
   /** Rows as objects. */
   async rows<R extends Record<string, unknown>>(text: string, values: readonly SqlValue[] = []): Promise<R[]> {
-    const result = await this.pool.query<R>({ name: this.#nameOf(text), text, values: values as unknown[] });
-    return result.rows;
+    return (await this.#query(text, values, false)).rows as R[];
   }
 
   /** Rows as arrays (cheaper for wide job rows). */
   async arrays(text: string, values: readonly SqlValue[] = []): Promise<unknown[][]> {
-    const result = await this.pool.query<unknown[]>({ name: this.#nameOf(text), text, values: values as unknown[], rowMode: 'array' });
-    return result.rows;
+    return (await this.#query(text, values, true)).rows as unknown[][];
   }
 
   /** A statement's affected-row count. */
   async count(text: string, values: readonly SqlValue[] = []): Promise<number> {
-    const result = await this.pool.query({ name: this.#nameOf(text), text, values: values as unknown[] });
-    return result.rowCount ?? 0;
+    return (await this.#query(text, values, false)).rowCount ?? 0;
   }
 }

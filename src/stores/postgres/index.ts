@@ -39,6 +39,7 @@ import type {
   Store,
   StoreCapability,
   StoreSignal,
+  TransactionClient,
 } from '../../store/contract.ts';
 import { Acks } from './acks.ts';
 import { Admin } from './admin.ts';
@@ -50,6 +51,8 @@ import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_POOL_SIZE,
   DEFAULT_SCHEMA,
+  DEFAULT_SIGNAL_POLL_MS,
+  checkPostgresUrl,
   parsePostgresUrl,
   type ConnectionOptions,
 } from './connection.ts';
@@ -58,11 +61,15 @@ import { Enqueuer } from './enqueue.ts';
 import { checkVersion, migrate } from './migrations.ts';
 import { QueueRegistry } from './queues.ts';
 import { Reader } from './read.ts';
-import { Signals } from './signals.ts';
+import { Signals, type SignalMode } from './signals.ts';
 import { ValidationError } from '../../errors.ts';
 
 export interface PostgresStoreOptions {
-  /** `postgres://user:password@host:port/database`, optionally with `?schema=`, `?poolSize=`, `?statementTimeoutMs=`, `?connectTimeoutMs=` (and any parameter `pg` understands, such as `sslmode`). */
+  /**
+   * `postgres://user:password@host:port/database`, optionally with `?schema=`, `?poolSize=`,
+   * `?statementTimeoutMs=`, `?connectTimeoutMs=`, `?listen=`, `?listenUrl=`,
+   * `?preparedStatements=`, `?signalPollMs=` (and any parameter `pg` understands, such as `sslmode`).
+   */
   readonly url: string;
   /** The schema that holds conveyor's tables (created if missing). Default `conveyor`, or the URL's `?schema=`. */
   readonly schema?: string;
@@ -70,9 +77,32 @@ export interface PostgresStoreOptions {
   readonly poolSize?: number;
   /** Create or upgrade the schema on open. Default true; with false, an outdated schema is refused with STORE_SCHEMA. */
   readonly migrate?: boolean;
+  /**
+   * A direct connection (not through a transaction-pooling PgBouncer) used only for LISTEN.
+   * Default: the URL's `?listenUrl=`, else `url` itself.
+   */
+  readonly listenUrl?: string;
+  /**
+   * False: never LISTEN; subscribers are woken by polling every `signalPollMs` instead.
+   * Default true, or the URL's `?listen=`. When LISTEN is found not to work (its probe
+   * notification never arrives), the store falls back to polling by itself, with one
+   * `CONVEYOR_NO_LISTEN` process warning.
+   */
+  readonly listen?: boolean;
+  /**
+   * False: never use named prepared statements. Default true, or the URL's
+   * `?preparedStatements=`; the store also turns them off by itself when a
+   * transaction-pooling PgBouncer mixes them up.
+   */
+  readonly preparedStatements?: boolean;
+  /** Without LISTEN, how often subscribers are woken (ms). Default 1000, or the URL's `?signalPollMs=`. */
+  readonly signalPollMs?: number;
 }
 
-const CAPABILITIES: ReadonlySet<StoreCapability> = new Set<StoreCapability>(['multiProcess', 'crossProcessSignals']);
+const CAPABILITIES: ReadonlySet<StoreCapability> = new Set<StoreCapability>(['multiProcess', 'crossProcessSignals', 'transactionalEnqueue']);
+
+/** Sends the NOTIFY payloads of a transactional enqueue inside the caller's transaction. */
+const NOTIFY_IN_TRANSACTION = 'SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p';
 
 export class PostgresStore implements Store {
   readonly kind = 'postgres';
@@ -98,6 +128,11 @@ export class PostgresStore implements Store {
     if (!Number.isSafeInteger(poolSize) || poolSize < 1) {
       throw new ValidationError('INVALID_ARGUMENT', `poolSize must be an integer >= 1, got ${String(poolSize)}`);
     }
+    const signalPollMs = options.signalPollMs ?? parsed.signalPollMs ?? DEFAULT_SIGNAL_POLL_MS;
+    if (!Number.isSafeInteger(signalPollMs) || signalPollMs < 10) {
+      throw new ValidationError('INVALID_ARGUMENT', `signalPollMs must be an integer >= 10, got ${String(signalPollMs)}`);
+    }
+    const listenUrl = options.listenUrl === undefined ? parsed.listenUrl : checkPostgresUrl(options.listenUrl, 'listenUrl must be a postgres:// url, got');
     const connection: ConnectionOptions = {
       url: parsed.connectionString,
       schema,
@@ -105,11 +140,25 @@ export class PostgresStore implements Store {
       statementTimeoutMs: parsed.statementTimeoutMs,
       connectTimeoutMs: parsed.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     };
+    // The LISTEN connection: the direct listenUrl if given (its own conveyor parameters, if
+    // any, are ignored), else the pool's url. It runs no statements that could time out.
+    const listenConnection: ConnectionOptions = {
+      ...connection,
+      url: listenUrl === undefined ? connection.url : parsePostgresUrl(listenUrl).connectionString,
+      statementTimeoutMs: undefined,
+    };
     this.schema = schema;
     this.#t = new Tables(schema);
     // Idle-connection errors: the pool replaces the connection; the next call that fails reports it.
-    this.#db = new Database(createPool(connection, () => undefined), connection.url);
-    this.#signals = new Signals(this.#db, connection, schema);
+    this.#db = new Database(createPool(connection, () => undefined), connection.url, {
+      preparedStatements: options.preparedStatements ?? parsed.preparedStatements ?? true,
+      otherUrls: [listenConnection.url],
+    });
+    this.#signals = new Signals(this.#db, schema, {
+      listenConnection,
+      listen: options.listen ?? parsed.listen ?? true,
+      pollMs: signalPollMs,
+    });
     const ctx: StoreContext = { db: this.#db, t: this.#t, queues: new QueueRegistry(this.#db, this.#t), signals: this.#signals };
     this.#enqueuer = new Enqueuer(ctx);
     this.#claimer = new Claimer(ctx);
@@ -143,6 +192,33 @@ export class PostgresStore implements Store {
       const { results, signals } = await this.#enqueuer.enqueue(params.jobs, params.now);
       return { value: results, signals };
     });
+  }
+
+  /**
+   * The outbox pattern: writes the jobs through the caller's `client`, inside the caller's
+   * open transaction, with unnamed statements only (nothing is left in the caller's
+   * session). The jobs exist if and only if that transaction commits. The NOTIFY for other
+   * processes (and this one's LISTEN connection) is sent in the same transaction, so it is
+   * delivered on commit only; nothing is delivered locally before. Queue rows for queues
+   * this store has not seen yet are created first, by the pool in their own short
+   * transaction (metadata: harmless if the caller rolls back, and never deleted). Errors
+   * are translated but not retried: one from a statement in the caller's transaction has
+   * aborted it, and the caller must roll it back.
+   */
+  async enqueueInTransaction(client: TransactionClient, params: EnqueueParams): Promise<readonly EnqueueResult[]> {
+    this.#db.assertOpen();
+    if (params.jobs.length === 0) return [];
+    try {
+      const { results, signals } = await this.#enqueuer.enqueue(params.jobs, params.now, async (text, values) => {
+        const result = await client.query(text, values as unknown[]);
+        return result.rows as Array<Record<string, unknown>>;
+      });
+      const payloads = this.#signals.transactionPayloads(signals);
+      if (payloads.length > 0) await client.query(NOTIFY_IN_TRANSACTION, [this.#signals.channel, payloads]);
+      return results;
+    } catch (err) {
+      throw this.#db.translate('enqueueInTransaction', err);
+    }
   }
 
   // -------------------------------------------------------------------- workers
@@ -212,6 +288,19 @@ export class PostgresStore implements Store {
   /** The server process id of the LISTEN connection, or null (tests). */
   get listenPid(): number | null {
     return this.#signals.listenPid;
+  }
+
+  /**
+   * How other processes' writes reach subscribers: `listen` (LISTEN/NOTIFY), or `poll`
+   * (`listen: false`, or LISTEN was found not to work, e.g. through PgBouncer without `listenUrl`).
+   */
+  get signalMode(): SignalMode {
+    return this.#signals.mode;
+  }
+
+  /** Whether statements are prepared under names (false with `preparedStatements: false`, or after PgBouncer mixed them up). */
+  get preparedStatements(): boolean {
+    return this.#db.preparedStatements;
   }
 
   // ---------------------------------------------------------------------- reads

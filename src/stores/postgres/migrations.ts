@@ -133,7 +133,99 @@ const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: 'claim_jobs: the claim statement as a function with fixed planner settings',
+    sql: (t) => claimFunctionSql(t),
+  },
 ];
+
+/*
+ * Design notes for version 2: why the claim is a function.
+ *
+ * The claim walks `jobs_claim` in claim order and stops after `limit` rows. PostgreSQL
+ * chooses that plan only while its statistics say a queue has many waiting jobs. Before
+ * autovacuum has first analyzed `jobs` (up to a minute after the table was created or grew
+ * from nothing), it estimates 2-3 waiting rows and prefers a bitmap scan of EVERY waiting
+ * job of the queue plus a sort: measured on a fresh schema with 100,000 waiting jobs, each
+ * 100-job claim then took 30-80 ms instead of 2-3 ms, and a drain ran at 3,000 instead of
+ * 15,000 jobs/s. A statement cannot carry planner settings, but a function can (`SET` on
+ * the function applies while its statements are planned): bitmap and sequential scans are
+ * off, so the claim always walks the index and stops after `limit` rows, whatever the
+ * statistics say. `plan_cache_mode = force_generic_plan` plans it once per connection
+ * instead of on every call (the statement is large: about 0.5 ms of planning per call,
+ * 20 % of a 100-job claim's server time). Both settings apply inside the function only.
+ *
+ * Returns one row per claimed job, plus `next_t` (the earliest run_at of a delayed job not
+ * yet due) on every row; with nothing claimed, one row with only `next_t`. Only the
+ * columns the caller cannot know are returned: state, lease owner, lease expiry,
+ * started_at, finished_at and result follow from the arguments.
+ */
+function claimFunctionSql(t: Tables): string {
+  const order = 'ORDER BY priority DESC, run_at, id';
+  return `
+    CREATE FUNCTION ${t.schema}.claim_jobs(
+      p_queues text[], p_limit integer, p_now bigint, p_owner text, p_token text, p_lease_ms bigint, p_due_cap integer)
+    RETURNS TABLE (
+      next_t bigint, queue text, queue_id integer, id bigint, key text, name text, data text, opts text, priority integer,
+      attempts_made integer, max_attempts integer, stalls integer, run_at bigint, created_at bigint,
+      lease_ms bigint, progress text, errors text)
+    LANGUAGE plpgsql VOLATILE
+    SET enable_bitmapscan = off
+    SET enable_seqscan = off
+    SET plan_cache_mode = force_generic_plan
+    AS $claim$
+    #variable_conflict use_column
+    BEGIN
+      RETURN QUERY
+      WITH q AS (
+        SELECT id, name FROM ${t.queues} WHERE name = ANY(p_queues) AND NOT paused
+      ),
+      waiting AS (
+        SELECT w.id, w.priority, w.run_at FROM q CROSS JOIN LATERAL (
+          SELECT id, priority, run_at FROM ${t.jobs}
+          WHERE queue = q.id AND state = 0
+          ${order} LIMIT p_limit FOR UPDATE SKIP LOCKED
+        ) w
+      ),
+      due AS (
+        SELECT d.id, d.priority, d.run_at FROM q CROSS JOIN LATERAL (
+          SELECT id, priority, run_at FROM ${t.jobs}
+          WHERE queue = q.id AND state = 2 AND run_at <= p_now
+          ORDER BY run_at LIMIT p_due_cap FOR UPDATE SKIP LOCKED
+        ) d
+      ),
+      pick AS (
+        SELECT id FROM (SELECT * FROM waiting UNION ALL SELECT * FROM due) c ${order} LIMIT p_limit
+      ),
+      promoted AS (
+        UPDATE ${t.jobs} SET state = 0
+        WHERE id IN (SELECT id FROM due) AND id NOT IN (SELECT id FROM pick)
+      ),
+      claimed AS (
+        UPDATE ${t.jobs} j SET
+          state = 1,
+          lease_owner = p_owner,
+          lease_token = p_token || '.' || j.id,
+          lease_until = p_now + coalesce(j.lease_ms, p_lease_ms),
+          started_at = p_now
+        FROM q
+        WHERE j.queue = q.id AND j.id IN (SELECT id FROM pick)
+        RETURNING q.name, q.id, j.id, j.key, j.name, j.data, j.opts, j.priority, j.attempts_made, j.max_attempts,
+                  j.stalls, j.run_at, j.created_at, j.lease_ms, j.progress, j.errors
+      ),
+      nxt AS (
+        SELECT min(x.run_at) AS t FROM q CROSS JOIN LATERAL (
+          SELECT run_at FROM ${t.jobs}
+          WHERE queue = q.id AND state = 2 AND run_at > p_now
+          ORDER BY run_at LIMIT 1
+        ) x
+      )
+      SELECT nxt.t, c.* FROM nxt LEFT JOIN claimed c ON true;
+    END
+    $claim$;
+  `;
+}
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
 

@@ -17,13 +17,29 @@
  * are hints, never the source of truth). Signals of one turn of the event loop are
  * coalesced into as few payloads as fit in NOTIFY's 8000-byte limit, one statement.
  *
- * Remote, receiving: a dedicated connection (not from the pool) runs LISTEN while anyone
- * subscribes. It is opened lazily by the first subscriber and closed a few seconds after
- * the last one leaves (so a burst of short subscriptions, e.g. `waitForResult` calls,
- * reuses it). If it drops, it reconnects with jittered exponential backoff, and after
- * every (re)connect emits `changed`, so receivers re-check whatever they may have missed
- * while not listening. Payloads carry the sending store's random origin id, so a store
- * ignores the echo of its own notifications (its local listeners already heard them).
+ * Jobs added inside the caller's own transaction (`enqueueInTransaction`) are the
+ * exception: their NOTIFY is sent in that transaction, so it is delivered only if it
+ * commits, and it carries no origin, so this store's own LISTEN connection delivers it to
+ * local subscribers too (nothing is delivered locally before the commit).
+ *
+ * Remote, receiving: a dedicated connection (not from the pool; `listenUrl` when the pool
+ * goes through a transaction-pooling PgBouncer) runs LISTEN while anyone subscribes. It is
+ * opened lazily by the first subscriber and closed a few seconds after the last one leaves
+ * (so a burst of short subscriptions, e.g. `waitForResult` calls, reuses it). If it drops,
+ * it reconnects with jittered exponential backoff, and after every (re)connect emits
+ * `changed`, so receivers re-check whatever they may have missed while not listening.
+ * Payloads carry the sending store's random origin id, so a store ignores the echo of its
+ * own notifications (its local listeners already heard them).
+ *
+ * Every (re)connect is verified: after LISTEN, a probe notification is sent through the
+ * pool, and only once it arrives on the LISTEN connection does the store count as
+ * listening. Through a transaction-pooling PgBouncer, LISTEN "succeeds" but its session
+ * is handed to other clients, so the probe never arrives; the same happens when
+ * `listenUrl` names another database than the pool. Then the store stops listening, warns
+ * once (`CONVEYOR_NO_LISTEN`), and falls back to polling: while anyone subscribes, it
+ * delivers `changed` every `signalPollMs` (default 1 s), which costs each idle worker one
+ * claim statement and each `waitForResult` one read per interval. `listen: false` starts
+ * in that mode without the warning.
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -40,6 +56,8 @@ const MAX_PAYLOAD_BYTES = 7000;
 const LISTEN_LINGER_MS = 5000;
 const RECONNECT_START_MS = 100;
 const RECONNECT_MAX_MS = 5000;
+/** How long a probe notification may take to arrive on a fresh LISTEN connection. */
+const PROBE_TIMEOUT_MS = 2000;
 const JOB_STATES: ReadonlySet<string> = new Set<JobState>(['waiting', 'delayed', 'active', 'completed', 'failed', 'cancelled']);
 
 /** Compact wire form of a signal: ['e', queue, runAt] | ['f', queue, id, state] | ['p'|'r', queue] | ['c']. */
@@ -80,17 +98,43 @@ function fromWire(w: unknown): StoreSignal | null {
   }
 }
 
+/** How other processes' writes reach this store's subscribers. */
+export type SignalMode = 'listen' | 'poll';
+
+export interface SignalsOptions {
+  /** The LISTEN connection's settings (its url is `listenUrl` when one is given). */
+  readonly listenConnection: ConnectionOptions;
+  /** False: never LISTEN, poll from the start (no warning). */
+  readonly listen: boolean;
+  /** How often subscribers get `changed` while polling. */
+  readonly pollMs: number;
+}
+
 export class Signals {
   readonly #listeners = new Set<Listener>();
   readonly #origin = randomBytes(9).toString('base64url');
+  readonly #channel: string;
+  readonly #pollMs: number;
   readonly #notifier: Notifier;
   readonly #listen: ListenConnection;
+  #mode: SignalMode;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  #pollTimer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
-  constructor(db: Database, options: ConnectionOptions, channel: string) {
+  constructor(db: Database, channel: string, options: SignalsOptions) {
+    this.#channel = channel;
+    this.#pollMs = options.pollMs;
+    this.#mode = options.listen ? 'listen' : 'poll';
     this.#notifier = new Notifier(db, channel, this.#origin);
-    this.#listen = new ListenConnection(options, channel, (payload) => this.#remote(payload), () => this.#deliver({ type: 'changed' }));
+    this.#listen = new ListenConnection(options.listenConnection, channel, {
+      onPayload: (payload) => this.#remote(payload),
+      onListening: () => this.#deliver({ type: 'changed' }),
+      sendProbe: async (nonce) => {
+        await db.rows('SELECT pg_notify($1, $2)', [channel, encodePayloads(this.#origin, [], nonce)[0]!]);
+      },
+      onSilent: (pooled) => this.#fallBackToPolling(pooled),
+    });
   }
 
   /** Whether anyone in this process listens. */
@@ -98,9 +142,14 @@ export class Signals {
     return this.#listeners.size > 0;
   }
 
-  /** True while the LISTEN connection is up (for tests and health checks). */
+  /** True while the LISTEN connection is up and verified (for tests and health checks). */
   get listening(): boolean {
     return this.#listen.listening;
+  }
+
+  /** `listen` (LISTEN/NOTIFY) or `poll` (LISTEN disabled, or found not to work). */
+  get mode(): SignalMode {
+    return this.#mode;
   }
 
   /** The LISTEN connection's server process id, or null (for tests). */
@@ -108,11 +157,24 @@ export class Signals {
     return this.#listen.pid;
   }
 
+  /** The NOTIFY channel (the schema's name). */
+  get channel(): string {
+    return this.#channel;
+  }
+
   /** Signals of a write that has committed: delivered here at once, published to other processes shortly. */
   emit(signals: readonly StoreSignal[]): void {
     if (signals.length === 0 || this.#closed) return;
     for (const s of signals) this.#deliver(s);
     this.#notifier.push(signals);
+  }
+
+  /**
+   * NOTIFY payloads for signals of a write in the caller's own transaction, to be sent in
+   * that transaction. No origin: this store's own LISTEN connection delivers them too.
+   */
+  transactionPayloads(signals: readonly StoreSignal[]): string[] {
+    return encodePayloads('', signals.map(toWire));
   }
 
   subscribe(listener: Listener): () => void {
@@ -123,26 +185,65 @@ export class Signals {
       clearTimeout(this.#lingerTimer);
       this.#lingerTimer = undefined;
     }
-    if (!this.#closed) this.#listen.start();
+    if (!this.#closed) {
+      if (this.#mode === 'listen') this.#listen.start();
+      else this.#startPolling();
+    }
     return () => {
       if (!this.#listeners.delete(entry)) return;
       if (this.#listeners.size === 0 && !this.#closed) {
+        this.#stopPolling();
+        if (this.#mode !== 'listen') return;
         this.#lingerTimer = setTimeout(() => {
           this.#lingerTimer = undefined;
-          if (this.#listeners.size === 0) this.#listen.stop();
+          if (this.#listeners.size === 0) void this.#listen.stop();
         }, LISTEN_LINGER_MS);
         this.#lingerTimer.unref();
       }
     };
   }
 
-  /** Stops listening and sends what is still pending. */
+  /** Stops listening and polling, and sends what is still pending. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#listeners.clear();
     if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
+    this.#stopPolling();
     await Promise.all([this.#listen.stop(), this.#notifier.drain()]);
+  }
+
+  #fallBackToPolling(pooled: boolean): void {
+    if (this.#mode === 'poll' || this.#closed) return;
+    this.#mode = 'poll';
+    const why = pooled
+      ? 'goes through a connection pooler (a transaction-pooling PgBouncer?)'
+      : 'may reach another database than the pool (check listenUrl)';
+    process.emitWarning(
+      `conveyor: PostgreSQL LISTEN does not work for schema "${this.#channel}": a probe notification sent through the pool ` +
+        `never arrived on the LISTEN connection, which ${why}. ` +
+        `Falling back to polling: subscribers are woken every ${this.#pollMs} ms. Give a direct connection for LISTEN with ` +
+        `?listenUrl=<url-encoded postgres:// url>, or choose polling with ?listen=false to silence this warning.`,
+      { code: 'CONVEYOR_NO_LISTEN' },
+    );
+    void this.#listen.stop();
+    if (this.#listeners.size > 0) {
+      this.#startPolling();
+      this.#deliver({ type: 'changed' });
+    }
+  }
+
+  #startPolling(): void {
+    if (this.#pollTimer !== undefined || this.#closed) return;
+    this.#pollTimer = setInterval(() => this.#deliver({ type: 'changed' }), this.#pollMs);
+    // Like the LISTEN socket, polling never keeps the process alive by itself.
+    this.#pollTimer.unref();
+  }
+
+  #stopPolling(): void {
+    if (this.#pollTimer === undefined) return;
+    clearInterval(this.#pollTimer);
+    this.#pollTimer = undefined;
   }
 
   #remote(payload: string): void {
@@ -154,8 +255,8 @@ export class Signals {
       return;
     }
     if (typeof parsed !== 'object' || parsed === null) return;
-    const { o, s } = parsed as { o?: unknown; s?: unknown };
-    if (o === this.#origin) return; // our own echo
+    const { o, s, p } = parsed as { o?: unknown; s?: unknown; p?: unknown };
+    if (o === this.#origin || p !== undefined) return; // our own echo, or a store's LISTEN probe
     if (!Array.isArray(s)) {
       this.#deliver({ type: 'changed' });
       return;
@@ -179,6 +280,37 @@ export class Signals {
       }
     }
   }
+}
+
+/**
+ * Packs wire signals into as few NOTIFY payloads as fit in the size limit:
+ * `{"o":origin,"s":[…]}`, plus `"p":nonce` for a LISTEN probe (which carries no signals).
+ */
+function encodePayloads(origin: string, wire: readonly WireSignal[], probe?: string): string[] {
+  const payloads: string[] = [];
+  const head = `{"o":${JSON.stringify(origin)},${probe === undefined ? '' : `"p":${JSON.stringify(probe)},`}"s":[`;
+  if (probe !== undefined) return [`${head}]}`];
+  let parts: string[] = [];
+  let size = head.length + 2;
+  for (const w of wire) {
+    const text = JSON.stringify(w);
+    const bytes = Buffer.byteLength(text) + 1;
+    if (parts.length > 0 && size + bytes > MAX_PAYLOAD_BYTES) {
+      payloads.push(`${head}${parts.join(',')}]}`);
+      parts = [];
+      size = head.length + 2;
+    }
+    if (bytes + head.length + 2 > MAX_PAYLOAD_BYTES) {
+      // A single absurdly long queue name or id: say "something changed" instead.
+      parts.push('["c"]');
+      size += 6;
+      continue;
+    }
+    parts.push(text);
+    size += bytes;
+  }
+  if (parts.length > 0) payloads.push(`${head}${parts.join(',')}]}`);
+  return payloads;
 }
 
 // --------------------------------------------------------------------------- sending
@@ -230,29 +362,7 @@ class Notifier {
     this.#enqueued.clear();
     wire.push(...this.#others);
     this.#others = [];
-    const payloads: string[] = [];
-    const head = `{"o":${JSON.stringify(this.#origin)},"s":[`;
-    let parts: string[] = [];
-    let size = head.length + 2;
-    for (const w of wire) {
-      const text = JSON.stringify(w);
-      const bytes = Buffer.byteLength(text) + 1;
-      if (parts.length > 0 && size + bytes > MAX_PAYLOAD_BYTES) {
-        payloads.push(`${head}${parts.join(',')}]}`);
-        parts = [];
-        size = head.length + 2;
-      }
-      if (bytes + head.length + 2 > MAX_PAYLOAD_BYTES) {
-        // A single absurdly long queue name or id: say "something changed" instead.
-        parts.push('["c"]');
-        size += 6;
-        continue;
-      }
-      parts.push(text);
-      size += bytes;
-    }
-    if (parts.length > 0) payloads.push(`${head}${parts.join(',')}]}`);
-    return payloads;
+    return encodePayloads(this.#origin, wire);
   }
 
   async #flush(): Promise<void> {
@@ -279,24 +389,45 @@ class Notifier {
 
 // ------------------------------------------------------------------------- receiving
 
-/** The dedicated LISTEN connection, with reconnection. */
+interface ListenHooks {
+  /** A notification on our channel, once the connection is verified. */
+  readonly onPayload: (payload: string) => void;
+  /** The connection is verified (after every reconnect too). */
+  readonly onListening: () => void;
+  /** Sends the probe notification with this nonce through the pool. */
+  readonly sendProbe: (nonce: string) => Promise<void>;
+  /**
+   * The probe never arrived: LISTEN does not work on this connection. Nothing is retried.
+   * `pooled`: the connection's backend key is not the server's process id, i.e. a pooler
+   * such as PgBouncer sits in between.
+   */
+  readonly onSilent: (pooled: boolean) => void;
+}
+
+/** What became of a probe: it arrived, it did not (LISTEN is useless here), or the connection or pool failed first. */
+type ProbeOutcome = 'heard' | 'silent' | 'lost';
+
+/** The dedicated LISTEN connection: verified by a probe, reconnected with backoff. */
 class ListenConnection {
   readonly #options: ConnectionOptions;
   readonly #channel: string;
-  readonly #onPayload: (payload: string) => void;
-  readonly #onListening: () => void;
+  readonly #hooks: ListenHooks;
+  /** Listening and verified. */
   #client: pg.Client | null = null;
+  /** Connecting, or waiting for its probe. */
+  #candidate: pg.Client | null = null;
+  #probe: { readonly nonce: string; readonly settle: (outcome: ProbeOutcome) => void } | null = null;
   #wanted = false;
-  #connecting = false;
+  #gaveUp = false;
   #attempt = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #pid: number | null = null;
+  #pooled = false;
 
-  constructor(options: ConnectionOptions, channel: string, onPayload: (payload: string) => void, onListening: () => void) {
+  constructor(options: ConnectionOptions, channel: string, hooks: ListenHooks) {
     this.#options = options;
     this.#channel = channel;
-    this.#onPayload = onPayload;
-    this.#onListening = onListening;
+    this.#hooks = hooks;
   }
 
   get listening(): boolean {
@@ -309,7 +440,7 @@ class ListenConnection {
 
   start(): void {
     this.#wanted = true;
-    if (this.#client !== null || this.#connecting || this.#timer !== undefined) return;
+    if (this.#gaveUp || this.#client !== null || this.#candidate !== null || this.#timer !== undefined) return;
     void this.#connect();
   }
 
@@ -319,45 +450,108 @@ class ListenConnection {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    const client = this.#client;
+    const clients = [this.#client, this.#candidate];
     this.#client = null;
-    if (client !== null) await client.end().catch(() => undefined);
+    this.#candidate = null;
+    this.#probe?.settle('lost');
+    await Promise.all(clients.map((c) => c?.end().catch(() => undefined)));
   }
 
   async #connect(): Promise<void> {
-    this.#connecting = true;
     const client = new pg.Client(clientConfig(this.#options, 'conveyor:listen'));
+    this.#candidate = client;
     // Attached before connecting: an error event without a listener would crash the process.
     client.on('error', () => this.#lost(client));
     client.on('end', () => this.#lost(client));
     client.on('notification', (msg) => {
-      if (msg.channel === this.#channel && msg.payload !== undefined) this.#onPayload(msg.payload);
+      if (msg.channel !== this.#channel || msg.payload === undefined) return;
+      const probe = this.#probe;
+      if (probe !== null && this.#candidate === client) {
+        if (msg.payload.includes(`"p":${JSON.stringify(probe.nonce)}`)) probe.settle('heard');
+        return; // not verified yet: the `changed` after verification covers whatever this was
+      }
+      if (this.#client === client) this.#hooks.onPayload(msg.payload);
     });
+    let outcome: ProbeOutcome;
     try {
       await client.connect();
       await client.query(`LISTEN ${quoteIdent(this.#channel)}`);
       const pid = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
       this.#pid = pid.rows[0]?.pid ?? null;
+      // A pooler answers the startup with a backend key of its own, not the server's pid.
+      this.#pooled = (client as unknown as { processID?: unknown }).processID !== this.#pid;
+      outcome = this.#candidate === client ? await this.#runProbe() : 'lost';
     } catch {
-      this.#connecting = false;
+      outcome = 'lost';
+    }
+    if (this.#candidate !== client || !this.#wanted) {
+      // Stopped (or lost) meanwhile.
+      if (this.#candidate === client) this.#candidate = null;
       await client.end().catch(() => undefined);
-      this.#retry();
+      if (this.#wanted && outcome !== 'silent') this.#retry();
       return;
     }
-    this.#connecting = false;
-    if (!this.#wanted) {
-      await client.end().catch(() => undefined);
+    this.#candidate = null;
+    if (outcome === 'heard') {
+      // Like the pool, the LISTEN socket never keeps the process alive by itself.
+      (client as unknown as { connection?: { stream?: { unref?: () => void } } }).connection?.stream?.unref?.();
+      this.#client = client;
+      this.#attempt = 0;
+      // Anything may have happened while we were not listening: let receivers re-check.
+      this.#hooks.onListening();
       return;
     }
-    // Like the pool, the LISTEN socket never keeps the process alive by itself.
-    (client as unknown as { connection?: { stream?: { unref?: () => void } } }).connection?.stream?.unref?.();
-    this.#client = client;
-    this.#attempt = 0;
-    // Anything may have happened while we were not listening: let receivers re-check.
-    this.#onListening();
+    if (outcome === 'silent') {
+      // Best effort: behind PgBouncer this may reach another server connection than LISTEN did.
+      await client.query('UNLISTEN *').catch(() => undefined);
+      await client.end().catch(() => undefined);
+      this.#gaveUp = true;
+      this.#hooks.onSilent(this.#pooled);
+      return;
+    }
+    await client.end().catch(() => undefined);
+    this.#retry();
+  }
+
+  /**
+   * Sends a probe through the pool and waits for it to come back on the candidate
+   * connection. The wait is timed from the moment the probe's statement has committed, so
+   * a busy pool cannot make a working LISTEN look broken.
+   */
+  #runProbe(): Promise<ProbeOutcome> {
+    const nonce = randomBytes(9).toString('base64url');
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = new Promise<ProbeOutcome>((resolve) => {
+      this.#probe = {
+        nonce,
+        settle: (result) => {
+          clearTimeout(timer);
+          if (this.#probe?.nonce === nonce) this.#probe = null;
+          resolve(result);
+        },
+      };
+    });
+    this.#hooks.sendProbe(nonce).then(
+      () => {
+        if (this.#probe?.nonce !== nonce) return; // already heard, or lost
+        timer = setTimeout(() => this.#probe?.nonce === nonce && this.#probe.settle('silent'), PROBE_TIMEOUT_MS);
+        timer.unref();
+      },
+      // The pool could not send it (the server is down): try the whole connection again later.
+      () => {
+        if (this.#probe?.nonce === nonce) this.#probe.settle('lost');
+      },
+    );
+    return outcome;
   }
 
   #lost(client: pg.Client): void {
+    if (this.#candidate === client) {
+      this.#candidate = null;
+      this.#probe?.settle('lost');
+      client.end().catch(() => undefined);
+      return; // #connect sees it and retries
+    }
     if (this.#client !== client) return;
     this.#client = null;
     client.end().catch(() => undefined);
@@ -365,12 +559,12 @@ class ListenConnection {
   }
 
   #retry(): void {
-    if (!this.#wanted || this.#timer !== undefined) return;
+    if (!this.#wanted || this.#gaveUp || this.#timer !== undefined) return;
     const base = Math.min(RECONNECT_MAX_MS, RECONNECT_START_MS * 2 ** this.#attempt);
     this.#attempt++;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      if (this.#wanted && this.#client === null && !this.#connecting) void this.#connect();
+      if (this.#wanted && this.#client === null && this.#candidate === null) void this.#connect();
     }, base * (0.5 + Math.random()));
     this.#timer.unref();
   }

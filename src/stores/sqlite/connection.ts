@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { ConveyorError, StoreError } from '../../errors.ts';
+import type { CheckpointOptions } from './checkpointer.ts';
 
 /** How long SQLite itself may block the thread waiting for a lock before reporting SQLITE_BUSY. */
 export const BUSY_HANDLER_MS = 10;
@@ -22,6 +23,8 @@ export interface ConnectionOptions {
   readonly path: string;
   readonly durability: 'normal' | 'full';
   readonly busyTimeoutMs: number;
+  /** Internal (tests, benchmarks): how file stores checkpoint; see checkpointer.ts. */
+  readonly checkpoint?: CheckpointOptions | undefined;
 }
 
 export function isMemoryPath(p: string): boolean {
@@ -173,12 +176,17 @@ export class TransactionRunner {
   readonly #beginRead: StatementSync;
   readonly #commit: StatementSync;
   readonly #rollback: StatementSync;
+  readonly #afterWrite: (() => void) | null;
+  /** While set, writes wait for it before they run (see pauseWrites). */
+  #writesPaused: Promise<void> | null = null;
   #closed = false;
 
-  constructor(db: DatabaseSync, busyTimeoutMs: number, participants: readonly TxParticipant[]) {
+  /** @param afterWrite called after every committed write (not after reads) */
+  constructor(db: DatabaseSync, busyTimeoutMs: number, participants: readonly TxParticipant[], afterWrite: (() => void) | null = null) {
     this.#db = db;
     this.#busyTimeoutMs = busyTimeoutMs;
     this.#participants = participants;
+    this.#afterWrite = afterWrite;
     this.#begin = db.prepare('BEGIN IMMEDIATE');
     this.#beginRead = db.prepare('BEGIN DEFERRED');
     this.#commit = db.prepare('COMMIT');
@@ -197,7 +205,21 @@ export class TransactionRunner {
     if (this.#closed) throw closedError();
   }
 
+  /**
+   * Holds writes back until `until` settles, without blocking the event loop: writes called
+   * meanwhile return promises and run afterwards, in call order. Reads go on as usual. Used
+   * by the checkpointer while its thread catches up with the WAL (see checkpointer.ts).
+   */
+  pauseWrites(until: Promise<void>): void {
+    const resume = (): void => {
+      if (this.#writesPaused === paused) this.#writesPaused = null;
+    };
+    const paused: Promise<void> = until.then(resume, resume);
+    this.#writesPaused = paused;
+  }
+
   write<T>(operation: string, fn: () => T): T | Promise<T> {
+    if (this.#writesPaused !== null) return this.#writesPaused.then(() => this.#run(operation, fn, this.#begin));
     return this.#run(operation, fn, this.#begin);
   }
 
@@ -207,6 +229,7 @@ export class TransactionRunner {
    * library on the hottest path (a lone add). Participants are told the outcome as usual.
    */
   writeOneStatement<T>(operation: string, fn: () => T): T | Promise<T> {
+    if (this.#writesPaused !== null) return this.#writesPaused.then(() => this.#run(operation, fn, AUTOCOMMIT));
     return this.#run(operation, fn, AUTOCOMMIT);
   }
 
@@ -256,6 +279,7 @@ export class TransactionRunner {
         throw err;
       }
       for (const p of this.#participants) p.committed();
+      this.#afterWrite?.();
       return result;
     }
     let result: T;
@@ -275,6 +299,7 @@ export class TransactionRunner {
       throw err;
     }
     for (const p of this.#participants) p.committed();
+    if (begin !== this.#beginRead) this.#afterWrite?.();
     return result;
   }
 }

@@ -41,6 +41,7 @@ import type {
 } from '../../store/contract.ts';
 import { Acks } from './acks.ts';
 import { Admin } from './admin.ts';
+import { Checkpointer, type CheckpointStats } from './checkpointer.ts';
 import { Claimer } from './claim.ts';
 import { closedError, isMemoryPath, openDatabase, TransactionRunner, type ConnectionOptions } from './connection.ts';
 import { StatementCache, type StoreContext } from './context.ts';
@@ -73,6 +74,8 @@ export class SqliteStore implements Store {
   readonly #reader: Reader;
   readonly #ping: StatementSync;
   readonly #queues: QueueRegistry;
+  /** File stores: checkpoints off the event loop (null: SQLite's automatic checkpoints). */
+  readonly #checkpointer: Checkpointer | null;
 
   /** Opens the database, sets pragmas and migrates the schema; prefer `openSqliteStore`. */
   constructor(options: SqliteStoreOptions) {
@@ -88,11 +91,24 @@ export class SqliteStore implements Store {
       throw err;
     }
     this.#db = db;
+    // durability 'full' keeps SQLite's own checkpoints: every commit already fsyncs the WAL,
+    // and measured, the thread made such commits slower, not faster (see checkpointer.ts).
+    const mode = options.checkpoint?.mode ?? (options.durability === 'full' ? 'inline' : 'background');
+    this.#checkpointer =
+      memory || mode === 'inline'
+        ? null
+        : new Checkpointer(db, options.path, options.durability, (until) => this.#runner.pauseWrites(until), options.checkpoint);
     const queues = new QueueRegistry(db);
     this.#queues = queues;
     this.#signals = new Signals(memory ? null : options.path, memory ? null : db.prepare('PRAGMA data_version'));
     const ctx: StoreContext = { db, statements: new StatementCache(db), queues, signals: this.#signals };
-    this.#runner = new TransactionRunner(db, options.busyTimeoutMs, [queues, this.#signals]);
+    const checkpointer = this.#checkpointer;
+    this.#runner = new TransactionRunner(
+      db,
+      options.busyTimeoutMs,
+      [queues, this.#signals],
+      checkpointer === null ? null : () => checkpointer.afterWrite(),
+    );
     const locator = new JobLocator(ctx);
     this.#enqueuer = new Enqueuer(ctx);
     this.#claimer = new Claimer(ctx);
@@ -255,11 +271,18 @@ export class SqliteStore implements Store {
     if (this.#runner.closed) return;
     this.#runner.markClosed();
     this.#signals.close();
+    // The thread first, so that this connection is the last one and its close checkpoints.
+    this.#checkpointer?.close();
     try {
       this.#db.close();
     } catch {
       // Closing can only fail if the handle is already gone; closed is closed.
     }
+  }
+
+  /** Internal, for tests and benchmarks: what the background checkpointer did (null: none). */
+  checkpointStats(): CheckpointStats | null {
+    return this.#checkpointer?.stats() ?? null;
   }
 
   #empty<T>(): T[] {
@@ -269,10 +292,6 @@ export class SqliteStore implements Store {
 }
 
 /** Opens (creating if needed) a SQLite store at `path` (a file, or ':memory:'), ready to use. */
-export function openSqliteStore(options: {
-  path: string;
-  durability: 'normal' | 'full';
-  busyTimeoutMs: number;
-}): SqliteStore {
+export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   return new SqliteStore(options);
 }
