@@ -317,6 +317,22 @@ async function pgbenchSerial(): Promise<{ tps: number; latencyMs: number } | str
   }
 }
 
+/**
+ * The same one-row INSERT as pgbench's, prepared, sent serially through node `pg` (one
+ * client, awaited one by one): what a Node.js client can get, where pgbench is a C client.
+ */
+async function pgRawSerial(count: number): Promise<number> {
+  await ensureDatabase(SCRATCH_DB);
+  return withPg(async (c) => {
+    await rawTable(c);
+    const insert = { name: 'raw_serial', text: 'INSERT INTO conveyor_bench_raw (data) VALUES ($1)' };
+    for (let i = 0; i < WARMUP; i++) await c.query({ ...insert, values: [JSON.stringify(payload(-1 - i))] });
+    const t0 = now();
+    for (let i = 0; i < count; i++) await c.query({ ...insert, values: [JSON.stringify(payload(i))] });
+    return count / ((now() - t0) / 1000);
+  }, SCRATCH_DB);
+}
+
 /** Raw bulk: the same JSON text, 1,000 rows per INSERT … SELECT unnest($1::text[]). */
 async function pgRawBulk(count: number): Promise<number> {
   await ensureDatabase(SCRATCH_DB);
@@ -496,11 +512,12 @@ async function scenarioSerial(durability: Durability): Promise<Row[]> {
         lat[i] = now() - s;
       }
     });
-    if (PG === null) return { jobsPerS: N / secs, lat: percentiles(lat), raw: rawSerial(target.scratch, durability, N), rawLatencyMs: NaN, rawNote: '' };
+    if (PG === null) return { jobsPerS: N / secs, lat: percentiles(lat), raw: rawSerial(target.scratch, durability, N), rawLatencyMs: NaN, rawNote: '', nodePg: NaN };
     const bench = await pgbenchSerial();
+    const nodePg = await pgRawSerial(N);
     return typeof bench === 'string'
-      ? { jobsPerS: N / secs, lat: percentiles(lat), raw: NaN, rawLatencyMs: NaN, rawNote: bench }
-      : { jobsPerS: N / secs, lat: percentiles(lat), raw: bench.tps, rawLatencyMs: bench.latencyMs, rawNote: '' };
+      ? { jobsPerS: N / secs, lat: percentiles(lat), raw: NaN, rawLatencyMs: NaN, rawNote: bench, nodePg }
+      : { jobsPerS: N / secs, lat: percentiles(lat), raw: bench.tps, rawLatencyMs: bench.latencyMs, rawNote: '', nodePg };
   });
   const ratio = r.jobsPerS / r.raw;
   const rawText =
@@ -508,7 +525,7 @@ async function scenarioSerial(durability: Durability): Promise<Row[]> {
       ? `raw node:sqlite 1 INSERT/txn ${rate(r.raw)}/s`
       : r.rawNote !== ''
         ? r.rawNote
-        : `pgbench -c 1, one-row INSERT per txn, right after: ${rate(r.raw)} tps, latency ${ms(r.rawLatencyMs)} ms`;
+        : `pgbench -c 1, one-row INSERT per txn, right after: ${rate(r.raw)} tps, latency ${ms(r.rawLatencyMs)} ms; the same INSERT through node pg, serially: ${rate(r.nodePg)}/s (conveyor/node-pg ${(r.jobsPerS / r.nodePg).toFixed(2)})`;
   return [
     {
       scenario: 'serial awaited adds',
@@ -522,7 +539,9 @@ async function scenarioSerial(durability: Durability): Promise<Row[]> {
         add_p99_ms: round(r.lat.p99),
         add_max_ms: round(r.lat.max),
         raw_serial_per_s: round(r.raw, 0),
-        ...(PG === null ? {} : { raw_kind: 'pgbench -n -c 1 one-row INSERT', raw_latency_ms: round(r.rawLatencyMs) }),
+        ...(PG === null
+          ? {}
+          : { raw_kind: 'pgbench -n -c 1 one-row INSERT', raw_latency_ms: round(r.rawLatencyMs), node_pg_serial_per_s: round(r.nodePg, 0), ratio_to_node_pg: round(r.jobsPerS / r.nodePg) }),
         ratio_to_raw: round(ratio),
       },
     },

@@ -142,6 +142,10 @@ const MAX_CLAIMS_PER_TURN = 4;
  */
 const MAX_CLAIMS_IN_FLIGHT = 2;
 
+/** Prefetch for short jobs, × concurrency: against a synchronous store, and an asynchronous one (see prefetch()). */
+const SHORT_JOB_PREFETCH = 3;
+const SHORT_JOB_PREFETCH_ASYNC = 7;
+
 /** Carried beside each acknowledgement for the events emitted once the store has answered. */
 interface AckMeta {
   readonly job: Job;
@@ -215,6 +219,13 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
   private asyncClaims = false;
   /** Whether the last answered claim was full (the queue probably has more). */
   private lastClaimFull = false;
+  /**
+   * The last claim got fewer jobs than it asked for: the queue had nothing more to give.
+   * Against an asynchronous store the worker then claims again only when woken (a signal,
+   * its timer), not each time a job finishes: each claim there is a round trip, and one
+   * that finds nothing would also delay the claim a new job's signal asks for.
+   */
+  private dry = false;
   /** Claims are answered in the order they were sent (see inClaimOrder). */
   private claimsSent = 0;
   private claimsApplied = 0;
@@ -409,6 +420,7 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
     this.idleTimer = setTimeout(() => {
       this.idleTimer = undefined;
       this.idleTimerAt = Infinity;
+      this.dry = false;
       this.pump();
     }, Math.max(0, at - Date.now()));
   }
@@ -427,6 +439,7 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
     // the queue has been yielding full batches or on a wake-up (a new job), and only for at
     // least half a batch (see MAX_CLAIMS_IN_FLIGHT); a synchronous store answers before pump
     // runs again.
+    if (this.dry && this.asyncClaims && !this.wakeRequested) return;
     const overlapping = this.claimsInFlight > 0;
     if (overlapping && (!this.asyncClaims || !(this.lastClaimFull || this.wakeRequested) || this.claimsInFlight >= MAX_CLAIMS_IN_FLIGHT)) return;
     // Claim when the buffer can no longer fill the free slots, or on a wake-up while idle.
@@ -505,14 +518,19 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
   /**
    * How many jobs to hold beyond free slots. Prefetching makes short jobs fast (fewer,
    * larger claims) but would let one worker sit on long jobs that idle workers could run,
-   * so by default it follows the observed handler duration.
+   * so by default it follows the observed handler duration. Against an asynchronous
+   * (networked) store a claim costs a round trip and a commit, milliseconds in which short
+   * jobs run out, so short jobs get a deeper buffer there: 7 × concurrency instead of 3 ×,
+   * which lets two claims of a full batch overlap (measured on PostgreSQL, concurrency 50,
+   * no-op jobs: 100-job claims became 190-job claims, a fifth less CPU per job, and the
+   * drain went from 15-17k to 20-23k jobs/s).
    */
   private prefetch(): number {
     if (this.settings.prefetch !== undefined) return this.settings.prefetch;
     const c = this.settings.concurrency;
     const avg = this.avgHandlerMs;
     if (avg === undefined) return c;
-    if (avg < 25) return Math.min(3 * c, 1000);
+    if (avg < 25) return Math.min((this.asyncClaims ? SHORT_JOB_PREFETCH_ASYNC : SHORT_JOB_PREFETCH) * c, 1000);
     if (avg > 500) return 0;
     return c;
   }
@@ -523,6 +541,7 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
     this.claimErrors = 0;
     const jobs = result.jobs;
     this.lastClaimFull = jobs.length >= limit;
+    this.dry = !this.lastClaimFull;
     if (this.closing) {
       // Claimed while shutting down: hand them straight back.
       if (jobs.length > 0) {

@@ -31,7 +31,7 @@ import type {
   StoreSignal,
 } from '../../store/contract.ts';
 import { queueIdSql, type StoreContext } from './context.ts';
-import { appendErrorSql, idCondition, num, STATE, tokenSeq } from './rows.ts';
+import { appendErrorSql, boolArray, idCondition, intArray, num, STATE, textArray, tokenSeq } from './rows.ts';
 
 const APPLIED = Object.freeze({ status: 'applied' as const });
 const STALE = Object.freeze({ status: 'stale' as const });
@@ -222,7 +222,7 @@ export class Acks {
       results.push(items[i]!.result);
       removes.push(items[i]!.remove);
     }
-    const rows = (await this.#ctx.db.arrays(this.#complete, [batch.ids, batch.pubs, batch.tokens, results, removes, params.now])) as [number, number][];
+    const rows = (await this.#ctx.db.arrays(this.#complete, [intArray(batch.ids), textArray(batch.pubs), textArray(batch.tokens), textArray(results), boolArray(removes), params.now])) as [number, number][];
     const names = await this.#queueNames(rows, 1);
     for (const row of rows) {
       const i = batch.itemOf[num(row[0]) - 1]!;
@@ -248,7 +248,7 @@ export class Acks {
       retryAts.push(item.retryAt);
       removes.push(item.retryAt === null && item.remove);
     }
-    const rows = (await this.#ctx.db.arrays(this.#fail, [batch.ids, batch.pubs, batch.tokens, errors, retryAts, removes, now])) as [number, number, number][];
+    const rows = (await this.#ctx.db.arrays(this.#fail, [intArray(batch.ids), textArray(batch.pubs), textArray(batch.tokens), textArray(errors), intArray(retryAts), boolArray(removes), now])) as [number, number, number][];
     const names = await this.#queueNames(rows, 1);
     for (const [ord, queueId, stateCode] of rows) {
       const i = batch.itemOf[num(ord) - 1]!;
@@ -272,7 +272,7 @@ export class Acks {
     const batch = batchOf(items);
     const outcomes = new Array<ExtendOutcome>(items.length).fill(STALE);
     if (batch.ids.length === 0) return outcomes;
-    const rows = (await this.#ctx.db.arrays(this.#extend, [batch.ids, batch.pubs, batch.tokens, params.now, params.leaseMs])) as [number, number][];
+    const rows = (await this.#ctx.db.arrays(this.#extend, [intArray(batch.ids), textArray(batch.pubs), textArray(batch.tokens), params.now, params.leaseMs])) as [number, number][];
     const expiresAt = new Array<number | undefined>(batch.ids.length);
     for (const [ord, leaseUntil] of rows) expiresAt[num(ord) - 1] = num(leaseUntil);
     for (let r = 0; r < batch.ids.length; r++) {
@@ -294,7 +294,7 @@ export class Acks {
     const outcomes = new Array<LeaseOutcome>(items.length).fill(STALE);
     const signals: StoreSignal[] = [];
     if (batch.ids.length === 0) return { outcomes, signals };
-    const rows = (await this.#ctx.db.arrays(this.#release, [batch.ids, batch.pubs, batch.tokens])) as [number, number][];
+    const rows = (await this.#ctx.db.arrays(this.#release, [intArray(batch.ids), textArray(batch.pubs), textArray(batch.tokens)])) as [number, number][];
     const names = await this.#queueNames(rows, 1);
     for (const [ord] of rows) outcomes[batch.itemOf[num(ord) - 1]!] = APPLIED;
     for (const queue of new Set(names.values())) signals.push({ type: 'enqueued', queue, runAt: params.now });

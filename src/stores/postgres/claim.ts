@@ -28,8 +28,9 @@
  * merged list. The function returns only what the caller cannot know: the state, lease,
  * started_at, finished_at and result of a claimed job follow from the arguments.
  *
- * Lease tokens are `<random>.<id>` (see tokenSeq in rows.ts): one random 96-bit value per
- * claim call, plus the job id, so unique per job and claim.
+ * Lease tokens are `<claim>.<id>` (see tokenSeq in rows.ts): one value per claim call (a
+ * random 72-bit prefix drawn once per store, then a counter), plus the job id, so unique per
+ * job and claim.
  */
 import { randomBytes } from 'node:crypto';
 import type { AttemptError } from '../../job.ts';
@@ -74,19 +75,19 @@ const byClaimOrder = (a: ClaimRow, b: ClaimRow): number => b[8] - a[8] || a[12] 
 export class Claimer {
   readonly #ctx: StoreContext;
   readonly #sql: string;
+  readonly #tokenPrefix = randomBytes(9).toString('base64url');
+  #claims = 0;
 
   constructor(ctx: StoreContext) {
     this.#ctx = ctx;
     // $1 queue names, $2 limit, $3 now, $4 owner, $5 random token part, $6 default lease ms, $7 due cap
-    this.#sql = process.env.CV_EXP_ASYNC_CLAIM === '1'
-      ? `SELECT c.* FROM (SELECT set_config('synchronous_commit', 'off', true)) s, ${ctx.t.schema}.claim_jobs($1::text[], $2::integer, $3::bigint, $4::text, $5::text, $6::bigint, $7::integer) c`
-      : `SELECT * FROM ${ctx.t.schema}.claim_jobs($1::text[], $2::integer, $3::bigint, $4::text, $5::text, $6::bigint, $7::integer)`;
+    this.#sql = `SELECT * FROM ${ctx.t.schema}.claim_jobs($1::text[], $2::integer, $3::bigint, $4::text, $5::text, $6::bigint, $7::integer)`;
   }
 
   async claim(params: ClaimParams): Promise<ClaimResult> {
     const { limit, now } = params;
     if (limit <= 0 || params.queues.length === 0) return none();
-    const token = randomBytes(12).toString('base64url');
+    const token = `${this.#tokenPrefix}${(++this.#claims).toString(36)}`;
     const queues = params.queues.length === 1 ? params.queues : [...new Set(params.queues)];
     const rows = (await this.#ctx.db.arrays(this.#sql, [queues, limit, now, params.workerId, token, params.leaseMs, Math.max(DUE_CAP, limit)])) as ClaimRow[];
     const first = rows[0];

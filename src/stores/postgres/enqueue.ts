@@ -22,7 +22,9 @@
  * insertion costs an extra WAL record per row), no deletes, and the ids come from the
  * column default, drawn row by row in list order (`ORDER BY ord` sorts before the defaults
  * are evaluated) and returned sorted. That is about a third less server time per job
- * (bulk of 1,000: 10-11 instead of 16 µs per job measured).
+ * (bulk of 1,000: 10-11 instead of 16 µs per job measured). A single job without a key
+ * (a lone `add`) is a plain INSERT … VALUES: no arrays to parse and a trivial plan,
+ * 0.04 instead of 0.1 ms of execution (and less planning) on the serial-add path.
  *
  * Queue ids come from the QueueRegistry first (a separate statement only for queues this
  * store has not seen yet).
@@ -30,12 +32,13 @@
 import type { EnqueueResult, NewJob, StoreSignal } from '../../store/contract.ts';
 import type { SqlValue } from './connection.ts';
 import type { StoreContext } from './context.ts';
-import { encodeOpts, num, STATE } from './rows.ts';
+import { encodeOpts, intArray, num, STATE, textArray } from './rows.ts';
 
 export class Enqueuer {
   readonly #ctx: StoreContext;
   readonly #sql: string;
   readonly #plainSql: string;
+  readonly #oneSql: string;
 
   constructor(ctx: StoreContext) {
     this.#ctx = ctx;
@@ -89,6 +92,14 @@ export class Enqueuer {
         RETURNING id
       )
       SELECT array_agg(id ORDER BY id) AS ids, NULL::bigint[] AS duplicates FROM inserted`;
+    // One job, no key: $1 queue id, $2 name, $3 data, $4 opts, $5 priority, $6 max attempts,
+    // $7 run_at, $8 lease_ms, $9 now
+    this.#oneSql = `
+      INSERT INTO ${t.jobs} (queue, name, data, opts, state, priority, max_attempts, run_at, created_at, lease_ms)
+      VALUES ($1::int, $2::text, $3::text, $4::text,
+              CASE WHEN $7::bigint > $9::bigint THEN ${STATE.delayed} ELSE ${STATE.waiting} END,
+              $5::int, $6::int, $7::bigint, $9::bigint, $8::bigint)
+      RETURNING ARRAY[id] AS ids, NULL::bigint[] AS duplicates`;
   }
 
   /**
@@ -128,7 +139,9 @@ export class Enqueuer {
     }
     const rows = (await (anyKey
       ? run(this.#sql, [queues, keys, names, data, opts, priorities, attempts, runAts, leaseMs, now, anyKey])
-      : run(this.#plainSql, [queues, names, data, opts, priorities, attempts, runAts, leaseMs, now]))) as Array<{
+      : n === 1
+        ? run(this.#oneSql, [queues[0]!, names[0]!, data[0]!, opts[0]!, priorities[0]!, attempts[0]!, runAts[0]!, leaseMs[0]!, now])
+        : run(this.#plainSql, [intArray(queues), textArray(names), textArray(data), textArray(opts), intArray(priorities), intArray(attempts), intArray(runAts), intArray(leaseMs), now]))) as Array<{
       ids: unknown[];
       duplicates: unknown[] | null;
     }>;

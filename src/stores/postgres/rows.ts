@@ -227,12 +227,48 @@ export function toJobRecord(raw: readonly unknown[], queueName: string, offset =
   };
 }
 
-/** Claim order on raw rows whose job columns start at `offset`: priority DESC, run_at, id. */
-export function compareClaimOrder(offset: number): (a: readonly unknown[], b: readonly unknown[]) => number {
-  const p = offset + COL.priority;
-  const r = offset + COL.runAt;
-  const i = offset + COL.id;
-  return (a, b) => (b[p] as number) - (a[p] as number) || (a[r] as number) - (b[r] as number) || (a[i] as number) - (b[i] as number);
+// -------------------------------------------------------------------- array literals
+
+/*
+ * Batch statements take their columns as arrays. `pg` turns a JS array into an array
+ * literal by quoting and escaping every element with two regular expressions; these build
+ * the same literal in one pass, quoting only elements that need it (ids, tokens and most
+ * names need none), which measured about a third of the driver's time per array. The SQL
+ * casts every such parameter (`$1::bigint[]`), so the literal is parsed as the right type.
+ */
+
+/** Elements that may stand unquoted in an array literal (and are not the word NULL). */
+const BARE = /^[A-Za-z0-9_.:-]+$/;
+
+/** `{a,"b c",NULL}`: an array literal of texts, null elements as NULL. */
+export function textArray(values: readonly (string | null)[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (i > 0) out += ',';
+    if (v === null) out += 'NULL';
+    else if (BARE.test(v) && !(v.length === 4 && v.toUpperCase() === 'NULL')) out += v;
+    else out += `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  }
+  return `${out}}`;
+}
+
+/** `{1,2,NULL}`: an array literal of integers (safe integers; null as NULL). */
+export function intArray(values: readonly (number | null)[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (i > 0) out += ',';
+    out += v === null ? 'NULL' : String(v);
+  }
+  return `${out}}`;
+}
+
+/** `{t,f}`: an array literal of booleans. */
+export function boolArray(values: readonly boolean[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) out += i > 0 ? (values[i] ? ',t' : ',f') : values[i] ? 't' : 'f';
+  return `${out}}`;
 }
 
 /** Numbers from int8 columns arrive as numbers (see the pool's type parser); arrays of them may arrive as strings. */
