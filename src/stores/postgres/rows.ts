@@ -4,7 +4,8 @@
  *
  * Nothing here talks to the database; these are pure functions shared by every module.
  */
-import type { AttemptError, JobRecord, JobState, StoredJobOptions } from '../../job.ts';
+import type { AttemptError, JobRecord, JobState } from '../../job.ts';
+import { decodeOpts, encodeOpts } from '../../store/options-codec.ts';
 
 /**
  * States are stored as smallints, the same numbering as the SQLite store. Live states
@@ -86,28 +87,9 @@ export function tokenSeq(token: string): number | null {
 
 // ------------------------------------------------------------------------- options
 
-/**
- * Options are stored split: `attempts` lives in `max_attempts` and `leaseMs` in `lease_ms`
- * (the SQL reads both), and only the remaining keys are kept as JSON in `opts`, which is
- * NULL in the common case of no other options.
- */
-export function encodeOpts(opts: StoredJobOptions): string | null {
-  let rest: Record<string, unknown> | null = null;
-  for (const k in opts) {
-    if (k === 'attempts' || k === 'leaseMs') continue;
-    const v = (opts as unknown as Record<string, unknown>)[k];
-    if (v === undefined) continue;
-    (rest ??= {})[k] = v;
-  }
-  return rest === null ? null : JSON.stringify(rest);
-}
 
-export function decodeOpts(text: string | null, maxAttempts: number, leaseMs: number | null): StoredJobOptions {
-  const opts: Record<string, unknown> = { attempts: maxAttempts };
-  if (text !== null) Object.assign(opts, JSON.parse(text) as Record<string, unknown>);
-  if (leaseMs !== null) opts['leaseMs'] = leaseMs;
-  return opts as unknown as StoredJobOptions;
-}
+// Options encoding is shared by all stores (src/store/options-codec.ts).
+export { encodeOpts, decodeOpts };
 
 /**
  * Attempt errors are kept as the text of a JSON array and appended to by string surgery in

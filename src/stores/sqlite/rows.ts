@@ -4,7 +4,8 @@
  *
  * Nothing here touches the database; these are pure functions shared by every module.
  */
-import type { AttemptError, JobRecord, JobState, StoredJobOptions } from '../../job.ts';
+import type { AttemptError, JobRecord, JobState } from '../../job.ts';
+import { decodeOpts, encodeOpts } from '../../store/options-codec.ts';
 
 /**
  * States are stored as small integers: one byte per row (zero bytes for `waiting`, since
@@ -83,31 +84,9 @@ export function leaseRef(token: string): { readonly queue: number; readonly seq:
 
 // ------------------------------------------------------------------------- options
 
-/**
- * Options are stored split: `attempts` lives in `max_attempts` and `leaseMs` in `lease_ms`
- * (the SQL reads both), and only the remaining keys are kept as JSON in `opts`, which is
- * NULL in the common case of no other options. This saves ~15-25 bytes per job.
- *
- * Not cached: a WeakMap keyed by the options object measured ~1 µs per job in bulk
- * enqueues (engines build a fresh object per job), far more than this loop costs.
- */
-export function encodeOpts(opts: StoredJobOptions): string | null {
-  let rest: Record<string, unknown> | null = null;
-  for (const k in opts) {
-    if (k === 'attempts' || k === 'leaseMs') continue;
-    const v = (opts as unknown as Record<string, unknown>)[k];
-    if (v === undefined) continue;
-    (rest ??= {})[k] = v;
-  }
-  return rest === null ? null : JSON.stringify(rest);
-}
 
-export function decodeOpts(text: string | null, maxAttempts: number, leaseMs: number | null): StoredJobOptions {
-  const opts: Record<string, unknown> = { attempts: maxAttempts };
-  if (text !== null) Object.assign(opts, JSON.parse(text) as Record<string, unknown>);
-  if (leaseMs !== null) opts['leaseMs'] = leaseMs;
-  return opts as unknown as StoredJobOptions;
-}
+// Options encoding is shared by all stores (src/store/options-codec.ts).
+export { encodeOpts, decodeOpts };
 
 // ---------------------------------------------------------------------------- rows
 
