@@ -33,6 +33,8 @@ export const ERROR_CODES = {
   WAIT_TIMEOUT: { retryable: true },
   /** The store stayed locked by other processes for longer than the configured busy limit. */
   STORE_BUSY: { retryable: true },
+  /** Something with that id already exists (for example an API key id). Nothing was written. */
+  CONFLICT: { retryable: false },
   /** The store could not be reached or the connection broke. */
   STORE_UNAVAILABLE: { retryable: true },
   /** The store is at a newer schema version than this code understands, or a migration failed. */
@@ -119,7 +121,7 @@ export class StoreError extends ConveyorError {
   /** Which store operation failed (for example `claim`), so logs name the operation rather than a SQL excerpt. */
   readonly operation: string | undefined;
   constructor(
-    code: 'STORE_BUSY' | 'STORE_UNAVAILABLE' | 'STORE_SCHEMA' | 'STORE_ERROR' | 'UNSUPPORTED_STORE',
+    code: 'STORE_BUSY' | 'STORE_UNAVAILABLE' | 'STORE_SCHEMA' | 'STORE_ERROR' | 'UNSUPPORTED_STORE' | 'CONFLICT',
     message: string,
     options: ConveyorErrorOptions & { operation?: string } = {},
   ) {

@@ -245,6 +245,111 @@ export interface LogPage {
   readonly total: number;
 }
 
+// ---------------------------------------------------------------------- event log
+
+/**
+ * What happened to jobs and queues, for live views (the server's event stream, metrics,
+ * the dashboard, `waitForResult` over HTTP). Stores append events inside the same
+ * transaction as the change they describe, so an event exists if and only if its change
+ * committed. One stored event covers every job one operation moved in one queue (a
+ * 100-job claim is one `active` event with 100 items), which keeps the log's cost to one
+ * small row per batch.
+ */
+export type EventType =
+  /** Jobs were written (waiting or delayed). Items carry `name` and `state`. */
+  | 'added'
+  /** Jobs were claimed. Items carry `attempt` (1-based) and `waitMs` (start minus due time). */
+  | 'active'
+  /** One job reported progress. The item carries `progress` (JSON text). */
+  | 'progress'
+  /** Jobs completed. Items carry `attempt` and `durationMs` (finish minus start). */
+  | 'completed'
+  /** Attempts failed. Items carry `attempt`, `durationMs`, `error` (message) and `state`: `waiting`/`delayed` (will retry) or `failed`. */
+  | 'failed'
+  /** Expired leases were recovered. Items carry `state`: `waiting` or `failed`. */
+  | 'stalled'
+  /** Jobs were handed back unstarted by a closing worker (`releaseMany`). */
+  | 'released'
+  /** Admin moves, one per operation: a job retried, cancelled, promoted or removed; `clean` and `drain` also emit `removed` with up to the first 1,000 ids and `count`. */
+  | 'retried'
+  | 'cancelled'
+  | 'promoted'
+  | 'removed'
+  /** Queue events; `jobs` is empty. */
+  | 'paused'
+  | 'resumed';
+
+export interface EventItem {
+  readonly id: string;
+  readonly name?: string;
+  readonly state?: JobState;
+  readonly attempt?: number;
+  readonly waitMs?: number;
+  readonly durationMs?: number;
+  readonly error?: string;
+  readonly progress?: string;
+}
+
+export interface StoredEvent {
+  /**
+   * Increases with every appended event, per store (not per queue). Consecutive in
+   * SQLite; in stores with concurrent writers an event may commit after one with a higher
+   * seq (and rolled-back transactions leave gaps), so readers of the feed wait briefly for
+   * gaps to fill (see src/engine/event-feed.ts).
+   */
+  readonly seq: number;
+  readonly at: number;
+  readonly queue: string;
+  readonly type: EventType;
+  readonly jobs: readonly EventItem[];
+  /** For `removed` by `clean`/`drain`: how many jobs went (items list at most 1,000). */
+  readonly count?: number;
+}
+
+export interface ReadEventsParams {
+  /** Return events with `seq > after`, oldest first. */
+  readonly after: number;
+  readonly limit: number;
+}
+
+// ------------------------------------------------------------- keys and workers
+
+/** What an API key may do on the server. `admin` implies all others. */
+export type ApiScope = 'admin' | 'produce' | 'consume' | 'read';
+export const API_SCOPES: readonly ApiScope[] = ['admin', 'produce', 'consume', 'read'];
+
+/** An API key as stored: never the secret itself, only its SHA-256 hash (hex). */
+export interface ApiKeyRecord {
+  /** Public part of the key, shown in listings and used to look the key up. */
+  readonly id: string;
+  readonly name: string;
+  readonly scopes: readonly ApiScope[];
+  readonly hash: string;
+  readonly createdAt: number;
+  /** Epoch ms after which the key no longer authenticates; null: never expires. */
+  readonly expiresAt: number | null;
+  readonly revokedAt: number | null;
+}
+
+/** A live worker, direct (on the store) or remote (over HTTP), as last reported. */
+export interface WorkerInfo {
+  readonly id: string;
+  readonly kind: 'direct' | 'remote';
+  readonly host: string;
+  readonly pid: number;
+  readonly queues: readonly string[];
+  readonly concurrency: number;
+  /** Jobs being processed at the last report. */
+  readonly active: number;
+  readonly startedAt: number;
+  /** Epoch ms of the last report (the worker's heartbeat). */
+  readonly lastSeenAt: number;
+  /** Epoch ms of the last claim that returned jobs; null: none yet. */
+  readonly lastClaimAt: number | null;
+  /** Free-form labels (library version, API key id of a remote worker). */
+  readonly meta?: Readonly<Record<string, string>>;
+}
+
 // ------------------------------------------------------------------------- signals
 
 /**
@@ -335,6 +440,30 @@ export interface Store extends WorkerBackend {
   clean(params: CleanParams): Awaitable<number>;
   /** Delete up to `limit` waiting (and optionally delayed) jobs; returns how many went. */
   drain(params: DrainParams): Awaitable<number>;
+
+  // Event log: see StoredEvent. Appended by the operations above, read by live views.
+  readEvents(params: ReadEventsParams): Awaitable<readonly StoredEvent[]>;
+  /** The highest seq appended so far (0 when none): where a new live reader starts. */
+  lastEventSeq(): Awaitable<number>;
+  /** Delete up to `limit` events appended before `before` (epoch ms); returns how many went. */
+  pruneEvents(params: { readonly before: number; readonly limit: number }): Awaitable<number>;
+
+  // API keys for the server. Ids are unique; creating an existing id throws `StoreError` (`CONFLICT`).
+  createApiKey(record: ApiKeyRecord): Awaitable<void>;
+  getApiKey(params: { readonly id: string }): Awaitable<ApiKeyRecord | null>;
+  /** All keys, revoked ones included, oldest first. */
+  listApiKeys(): Awaitable<readonly ApiKeyRecord[]>;
+  /** Marks the key revoked at `now`; false when there is no such key or it was already revoked. */
+  revokeApiKey(params: { readonly id: string; readonly now: number }): Awaitable<boolean>;
+
+  // Worker registry: workers report themselves every few seconds; listings show the live ones.
+  /** Insert or replace the worker's row by id. */
+  reportWorker(info: WorkerInfo): Awaitable<void>;
+  /** Workers whose `lastSeenAt >= since`, by id. */
+  listWorkers(params: { readonly since: number }): Awaitable<readonly WorkerInfo[]>;
+  /** A closing worker removes itself; `pruneWorkers` removes the ones that vanished without it. */
+  removeWorker(params: { readonly id: string }): Awaitable<void>;
+  pruneWorkers(params: { readonly before: number }): Awaitable<number>;
 
   /** Cheap round trip, for health checks. */
   ping(): Awaitable<void>;

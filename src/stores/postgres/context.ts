@@ -19,6 +19,9 @@ export class Tables {
   readonly jobs: string;
   readonly done: string;
   readonly logs: string;
+  readonly events: string;
+  readonly apiKeys: string;
+  readonly workers: string;
   readonly migrations: string;
   /** For nextval(): a string literal naming the job id sequence. */
   readonly jobIdSeq: string;
@@ -30,6 +33,9 @@ export class Tables {
     this.jobs = `${this.schema}.jobs`;
     this.done = `${this.schema}.jobs_done`;
     this.logs = `${this.schema}.job_logs`;
+    this.events = `${this.schema}.events`;
+    this.apiKeys = `${this.schema}.api_keys`;
+    this.workers = `${this.schema}.workers`;
     this.migrations = `${this.schema}.schema_migrations`;
     this.jobIdSeq = `'${this.schema.replace(/'/g, "''")}.job_ids'`;
   }

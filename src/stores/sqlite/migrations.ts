@@ -94,6 +94,47 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX job_logs_job ON job_logs (job_seq, id);
     `,
   },
+  {
+    version: 2,
+    description: 'events, api_keys and workers: the event log, the server\'s keys and the worker registry',
+    // events: one row per operation and queue (see StoredEvent in the contract); `jobs` is
+    // a JSON array of items. seq is the rowid without AUTOINCREMENT, so pruning must always
+    // keep the newest event: were the table emptied, seq would start again from 1 and live
+    // readers would skip events below the seq they last saw.
+    // api_keys: only the SHA-256 of each secret. workers: one row per live worker.
+    sql: `
+      CREATE TABLE events (
+        seq   INTEGER PRIMARY KEY,
+        at    INTEGER NOT NULL,
+        queue TEXT NOT NULL,
+        type  TEXT NOT NULL,
+        jobs  TEXT NOT NULL,
+        count INTEGER
+      );
+      CREATE TABLE api_keys (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        scopes     TEXT NOT NULL,
+        hash       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        revoked_at INTEGER
+      ) WITHOUT ROWID;
+      CREATE TABLE workers (
+        id            TEXT PRIMARY KEY,
+        kind          TEXT NOT NULL,
+        host          TEXT NOT NULL,
+        pid           INTEGER NOT NULL,
+        queues        TEXT NOT NULL,
+        concurrency   INTEGER NOT NULL,
+        active        INTEGER NOT NULL,
+        started_at    INTEGER NOT NULL,
+        last_seen_at  INTEGER NOT NULL,
+        last_claim_at INTEGER,
+        meta          TEXT
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
