@@ -41,6 +41,7 @@ import type {
   StoreSignal,
   TransactionClient,
 } from '../../store/contract.ts';
+import type { ApiKeyRecord, WorkerInfo } from '../../store/contract.ts';
 import { Acks } from './acks.ts';
 import { Admin } from './admin.ts';
 import { Claimer } from './claim.ts';
@@ -61,6 +62,7 @@ import { Enqueuer } from './enqueue.ts';
 import { checkVersion, migrate } from './migrations.ts';
 import { QueueRegistry } from './queues.ts';
 import { Reader } from './read.ts';
+import { Registry } from './registry.ts';
 import { Signals, type SignalMode } from './signals.ts';
 import { ValidationError } from '../../errors.ts';
 
@@ -118,6 +120,7 @@ export class PostgresStore implements Store {
   readonly #acks: Acks;
   readonly #admin: Admin;
   readonly #reader: Reader;
+  readonly #registry: Registry;
   #closing: Promise<void> | undefined;
 
   /** Creates the pool; no connection is made until the first call. Prefer `openPostgresStore`. */
@@ -165,6 +168,7 @@ export class PostgresStore implements Store {
     this.#acks = new Acks(ctx);
     this.#admin = new Admin(ctx);
     this.#reader = new Reader(ctx);
+    this.#registry = new Registry(ctx);
   }
 
   migrate(): Promise<void> {
@@ -373,6 +377,40 @@ export class PostgresStore implements Store {
 
   drain(params: DrainParams): Promise<number> {
     return this.#db.run('drain', () => this.#admin.drain(params));
+  }
+
+  // ------------------------------------------------- API keys and worker registry
+
+  createApiKey(record: ApiKeyRecord): Promise<void> {
+    return this.#db.run('createApiKey', () => this.#registry.createApiKey(record));
+  }
+
+  getApiKey(params: { readonly id: string }): Promise<ApiKeyRecord | null> {
+    return this.#db.run('getApiKey', () => this.#registry.getApiKey(params.id));
+  }
+
+  listApiKeys(): Promise<readonly ApiKeyRecord[]> {
+    return this.#db.run('listApiKeys', () => this.#registry.listApiKeys());
+  }
+
+  revokeApiKey(params: { readonly id: string; readonly now: number }): Promise<boolean> {
+    return this.#db.run('revokeApiKey', () => this.#registry.revokeApiKey(params.id, params.now));
+  }
+
+  reportWorker(info: WorkerInfo): Promise<void> {
+    return this.#db.run('reportWorker', () => this.#registry.reportWorker(info));
+  }
+
+  listWorkers(params: { readonly since: number }): Promise<readonly WorkerInfo[]> {
+    return this.#db.run('listWorkers', () => this.#registry.listWorkers(params.since));
+  }
+
+  removeWorker(params: { readonly id: string }): Promise<void> {
+    return this.#db.run('removeWorker', () => this.#registry.removeWorker(params.id));
+  }
+
+  pruneWorkers(params: { readonly before: number }): Promise<number> {
+    return this.#db.run('pruneWorkers', () => this.#registry.pruneWorkers(params.before));
   }
 
   // ------------------------------------------------------------------ lifecycle

@@ -39,6 +39,7 @@ import type {
   StoreCapability,
   StoreSignal,
 } from '../../store/contract.ts';
+import type { ApiKeyRecord, WorkerInfo } from '../../store/contract.ts';
 import { Acks } from './acks.ts';
 import { Admin } from './admin.ts';
 import { Checkpointer, type CheckpointStats } from './checkpointer.ts';
@@ -50,6 +51,7 @@ import { JobLocator } from './lookup.ts';
 import { migrate } from './migrations.ts';
 import { QueueRegistry } from './queues.ts';
 import { Reader } from './read.ts';
+import { Registry } from './registry.ts';
 import { Signals } from './signals.ts';
 
 export type SqliteStoreOptions = ConnectionOptions;
@@ -72,6 +74,7 @@ export class SqliteStore implements Store {
   readonly #acks: Acks;
   readonly #admin: Admin;
   readonly #reader: Reader;
+  readonly #registry: Registry;
   readonly #ping: StatementSync;
   readonly #queues: QueueRegistry;
   /** File stores: checkpoints off the event loop (null: SQLite's automatic checkpoints). */
@@ -115,6 +118,7 @@ export class SqliteStore implements Store {
     this.#acks = new Acks(ctx, locator);
     this.#admin = new Admin(ctx, locator);
     this.#reader = new Reader(ctx, locator);
+    this.#registry = new Registry(ctx);
     this.#ping = db.prepare('SELECT 1');
   }
 
@@ -256,6 +260,40 @@ export class SqliteStore implements Store {
 
   drain(params: DrainParams): number | Promise<number> {
     return this.#runner.write('drain', () => this.#admin.drain(params));
+  }
+
+  // ------------------------------------------------- API keys and worker registry
+
+  createApiKey(record: ApiKeyRecord): void | Promise<void> {
+    return this.#runner.writeOneStatement('createApiKey', () => this.#registry.createApiKey(record));
+  }
+
+  getApiKey(params: { readonly id: string }): ApiKeyRecord | null | Promise<ApiKeyRecord | null> {
+    return this.#runner.read('getApiKey', () => this.#registry.getApiKey(params.id));
+  }
+
+  listApiKeys(): readonly ApiKeyRecord[] | Promise<readonly ApiKeyRecord[]> {
+    return this.#runner.read('listApiKeys', () => this.#registry.listApiKeys());
+  }
+
+  revokeApiKey(params: { readonly id: string; readonly now: number }): boolean | Promise<boolean> {
+    return this.#runner.writeOneStatement('revokeApiKey', () => this.#registry.revokeApiKey(params.id, params.now));
+  }
+
+  reportWorker(info: WorkerInfo): void | Promise<void> {
+    return this.#runner.writeOneStatement('reportWorker', () => this.#registry.reportWorker(info));
+  }
+
+  listWorkers(params: { readonly since: number }): readonly WorkerInfo[] | Promise<readonly WorkerInfo[]> {
+    return this.#runner.read('listWorkers', () => this.#registry.listWorkers(params.since));
+  }
+
+  removeWorker(params: { readonly id: string }): void | Promise<void> {
+    return this.#runner.writeOneStatement('removeWorker', () => this.#registry.removeWorker(params.id));
+  }
+
+  pruneWorkers(params: { readonly before: number }): number | Promise<number> {
+    return this.#runner.writeOneStatement('pruneWorkers', () => this.#registry.pruneWorkers(params.before));
   }
 
   // ------------------------------------------------------------------ lifecycle
