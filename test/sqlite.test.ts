@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { openSqliteStore } from '../src/stores/sqlite/index.ts';
 import type { NewJob, Store, StoreSignal } from '../src/store/contract.ts';
 import { storeContractSuite } from './conformance/store-contract.ts';
+import { storeRegistrySuite } from './conformance/store-registry.ts';
 
 const T0 = 1_700_000_000_000;
 
@@ -60,6 +61,26 @@ storeContractSuite('sqlite file', async () => {
 });
 
 storeContractSuite('sqlite :memory:', async () => {
+  const store = await openMigrated(':memory:');
+  return { store, cleanup: async () => void (await store.close()) };
+});
+
+storeRegistrySuite('sqlite file', async () => {
+  const dir = tempDir();
+  const store = await openMigrated(path.join(dir, 'conveyor.db'));
+  return {
+    store,
+    cleanup: async () => {
+      try {
+        await store.close();
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+});
+
+storeRegistrySuite('sqlite :memory:', async () => {
   const store = await openMigrated(':memory:');
   return { store, cleanup: async () => void (await store.close()) };
 });
