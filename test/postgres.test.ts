@@ -12,10 +12,16 @@ import { ConveyorError, StoreError } from '../src/errors.ts';
 import { openPostgresStore, PostgresStore } from '../src/stores/postgres/index.ts';
 import { Database, parsePostgresUrl, translateError } from '../src/stores/postgres/connection.ts';
 import { storeContractSuite } from './conformance/store-contract.ts';
+import { storeEventsSuite } from './conformance/store-events.ts';
 import { storeRegistrySuite } from './conformance/store-registry.ts';
 import { adminQuery, DATABASE_URL, dropSchema, makePgStore, uniqueSchema } from './helpers/postgres.ts';
 
 storeContractSuite('postgres', async () => {
+  const { store, cleanup } = await makePgStore({ poolSize: 4 });
+  return { store, cleanup };
+});
+
+storeEventsSuite('postgres', async () => {
   const { store, cleanup } = await makePgStore({ poolSize: 4 });
   return { store, cleanup };
 });

@@ -10,6 +10,9 @@
  * in input order. A job that finishes moves from `jobs` to `jobs_done` in the same
  * statement (`WITH moved AS (DELETE … RETURNING …) INSERT …`).
  *
+ * Each statement that moves jobs also appends its event (completed, failed, released,
+ * stalled, progress) from the rows it changed, in the same statement (see events.ts).
+ *
  * Items carry no queue: the token names the row (`<random>.<id>`, see tokenSeq), so the
  * primary key finds it, and the public id is checked too. Two items with the same id and
  * token are sent once; as if applied one after the other, the first gets the outcome and
@@ -31,6 +34,7 @@ import type {
   StoreSignal,
 } from '../../store/contract.ts';
 import { queueIdSql, type StoreContext } from './context.ts';
+import { appendEventsSql, idJsonSql, itemSql } from './events.ts';
 import { appendErrorSql, boolArray, idCondition, intArray, num, STATE, textArray, tokenSeq } from './rows.ts';
 
 const APPLIED = Object.freeze({ status: 'applied' as const });
@@ -131,13 +135,23 @@ export class Acks {
       ),
       removed_logs AS (
         DELETE FROM ${t.logs} WHERE job_id IN (SELECT id FROM moved WHERE ack_remove)
-      )
+      ),
+      ev AS (${appendEventsSql(t, {
+        at: '$6::bigint',
+        type: 'completed',
+        from: 'moved',
+        item: itemSql({ id: idJsonSql(), attempt: 'attempts_made + 1', durationMs: 'coalesce($6::bigint - started_at, 0)' }),
+        order: 'ack_ord',
+        queue: { id: 'queue' },
+      })})
       SELECT ack_ord, queue FROM moved`;
 
-    // $1 ids, $2 public ids, $3 tokens, $4 error JSON, $5 retry_at (null: final), $6 remove flags, $7 now
+    // $1 ids, $2 public ids, $3 tokens, $4 error JSON, $5 retry_at (null: final), $6 remove flags, $7 now,
+    // $8 error messages as JSON strings (for the event)
     this.#fail = `
       WITH v AS (
-        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::boolean[]) WITH ORDINALITY AS v(id, pub, token, error, retry_at, remove, ord)
+        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::boolean[], $8::text[])
+          WITH ORDINALITY AS v(id, pub, token, error, retry_at, remove, message, ord)
       ),
       retried AS (
         UPDATE ${t.jobs} j SET
@@ -147,11 +161,11 @@ export class Acks {
           errors = ${appendErrorSql('j.errors', 'v.error')},
           ${CLEAR_LEASE}
         FROM v WHERE v.retry_at IS NOT NULL AND ${LEASED_BY_V}
-        RETURNING v.ord AS ack_ord, j.queue, j.state
+        RETURNING v.ord AS ack_ord, j.queue, j.state, j.id, j.key, j.attempts_made, j.started_at, v.message
       ),
       moved AS (
         DELETE FROM ${t.jobs} j USING v WHERE v.retry_at IS NULL AND ${LEASED_BY_V}
-        RETURNING ${movedReturning}, v.ord AS ack_ord, v.error AS ack_error, v.remove AS ack_remove
+        RETURNING ${movedReturning}, v.ord AS ack_ord, v.error AS ack_error, v.remove AS ack_remove, v.message
       ),
       kept AS (
         ${doneInsert}
@@ -161,7 +175,22 @@ export class Acks {
       ),
       removed_logs AS (
         DELETE FROM ${t.logs} WHERE job_id IN (SELECT id FROM moved WHERE ack_remove)
-      )
+      ),
+      failed AS (
+        SELECT ack_ord, queue, id, key, attempts_made AS attempt, started_at, message,
+               CASE state WHEN ${STATE.delayed} THEN '"delayed"' ELSE '"waiting"' END AS state
+        FROM retried
+        UNION ALL
+        SELECT ack_ord, queue, id, key, attempts_made + 1, started_at, message, '"failed"' FROM moved
+      ),
+      ev AS (${appendEventsSql(t, {
+        at: '$7::bigint',
+        type: 'failed',
+        from: 'failed',
+        item: itemSql({ id: idJsonSql(), attempt: 'attempt', durationMs: 'coalesce($7::bigint - started_at, 0)', error: 'message', state: 'state' }),
+        order: 'ack_ord',
+        queue: { id: 'queue' },
+      })})
       SELECT ack_ord, queue, state FROM retried
       UNION ALL SELECT ack_ord, queue, ${STATE.failed}::smallint FROM moved`;
 
@@ -172,12 +201,23 @@ export class Acks {
       WHERE ${LEASED_BY_V}
       RETURNING v.ord, j.lease_until`;
 
-    // $1 ids, $2 public ids, $3 tokens. run_at is kept: a released job keeps its place in line.
+    // $1 ids, $2 public ids, $3 tokens, $4 now. run_at is kept: a released job keeps its place in line.
     this.#release = `
-      UPDATE ${t.jobs} j SET state = ${STATE.waiting}, ${CLEAR_LEASE}
-      FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY AS v(id, pub, token, ord)
-      WHERE ${LEASED_BY_V}
-      RETURNING v.ord, j.queue`;
+      WITH released AS (
+        UPDATE ${t.jobs} j SET state = ${STATE.waiting}, ${CLEAR_LEASE}
+        FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY AS v(id, pub, token, ord)
+        WHERE ${LEASED_BY_V}
+        RETURNING v.ord, j.queue, j.id, j.key
+      ),
+      ev AS (${appendEventsSql(t, {
+        at: '$4::bigint',
+        type: 'released',
+        from: 'released',
+        item: itemSql({ id: idJsonSql() }),
+        order: 'ord',
+        queue: { id: 'queue' },
+      })})
+      SELECT ord, queue FROM released`;
 
     // $1 now, $2 maxStalls, $3 limit, $4 message, $5 queue names (filtered variant only)
     const recover = (filter: string): string => `
@@ -201,11 +241,20 @@ export class Acks {
                ${STATE.failed}, $1::bigint, NULL,
                ${appendErrorSql('errors', "json_build_object('message', $4::text, 'at', $1::bigint, 'attempt', attempts_made + 1, 'reason', 'stalled')::text")}
         FROM moved
-      )
-      SELECT r.id, r.key, q.name, r.state
-      FROM (SELECT id, key, queue, ${STATE.waiting} AS state FROM back
-            UNION ALL SELECT id, key, queue, ${STATE.failed} FROM moved) r
-      JOIN ${t.queues} q ON q.id = r.queue`;
+      ),
+      r AS (
+        SELECT id, key, queue, ${STATE.waiting} AS state FROM back
+        UNION ALL SELECT id, key, queue, ${STATE.failed} FROM moved
+      ),
+      ev AS (${appendEventsSql(t, {
+        at: '$1::bigint',
+        type: 'stalled',
+        from: 'r',
+        item: itemSql({ id: idJsonSql(), state: `CASE state WHEN ${STATE.failed} THEN '"failed"' ELSE '"waiting"' END` }),
+        order: 'id',
+        queue: { id: 'queue' },
+      })})
+      SELECT r.id, r.key, q.name, r.state FROM r JOIN ${t.queues} q ON q.id = r.queue`;
     this.#recoverAll = recover('');
     this.#recoverSome = recover(`AND queue IN (SELECT id FROM ${t.queues} WHERE name = ANY($5::text[]))`);
   }
@@ -240,15 +289,17 @@ export class Acks {
     const signals: StoreSignal[] = [];
     if (batch.ids.length === 0) return { outcomes, signals };
     const errors: string[] = [];
+    const messages: string[] = [];
     const retryAts: (number | null)[] = [];
     const removes: boolean[] = [];
     for (const i of batch.itemOf) {
       const item = items[i]!;
       errors.push(JSON.stringify(item.error));
+      messages.push(JSON.stringify(String(item.error.message)));
       retryAts.push(item.retryAt);
       removes.push(item.retryAt === null && item.remove);
     }
-    const rows = (await this.#ctx.db.arrays(this.#fail, [intArray(batch.ids), textArray(batch.pubs), textArray(batch.tokens), textArray(errors), intArray(retryAts), boolArray(removes), now])) as [number, number, number][];
+    const rows = (await this.#ctx.db.arrays(this.#fail, [intArray(batch.ids), textArray(batch.pubs), textArray(batch.tokens), textArray(errors), intArray(retryAts), boolArray(removes), now, textArray(messages)])) as [number, number, number][];
     const names = await this.#queueNames(rows, 1);
     for (const [ord, queueId, stateCode] of rows) {
       const i = batch.itemOf[num(ord) - 1]!;
@@ -294,7 +345,7 @@ export class Acks {
     const outcomes = new Array<LeaseOutcome>(items.length).fill(STALE);
     const signals: StoreSignal[] = [];
     if (batch.ids.length === 0) return { outcomes, signals };
-    const rows = (await this.#ctx.db.arrays(this.#release, [intArray(batch.ids), textArray(batch.pubs), textArray(batch.tokens)])) as [number, number][];
+    const rows = (await this.#ctx.db.arrays(this.#release, [intArray(batch.ids), textArray(batch.pubs), textArray(batch.tokens), params.now])) as [number, number][];
     const names = await this.#queueNames(rows, 1);
     for (const [ord] of rows) outcomes[batch.itemOf[num(ord) - 1]!] = APPLIED;
     for (const queue of new Set(names.values())) signals.push({ type: 'enqueued', queue, runAt: params.now });
@@ -358,7 +409,9 @@ export class Acks {
   async updateProgress(params: ProgressParams): Promise<JobWriteOutcome> {
     const { t } = this.#ctx;
     const id = idCondition(params.id, '$2');
-    // $1 queue name, $2 id, $3 progress, $4 token (null: none)
+    // $1 queue name, $2 id, $3 progress, $4 token (null: none), $5 the event's time, $6 the
+    // `progress` event's item. ProgressParams carry no `now`: the event is stamped with this
+    // process's clock.
     const sql = `
       WITH live AS (
         UPDATE ${t.jobs} SET progress = $3
@@ -369,11 +422,18 @@ export class Acks {
         UPDATE ${t.done} SET progress = $3
         WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')} AND $4::text IS NULL
         RETURNING 1
+      ),
+      ev AS (
+        INSERT INTO ${t.events} (at, queue, type, jobs)
+        SELECT $5::bigint, $1::text, 'progress', $6::text WHERE EXISTS (SELECT 1 FROM live) OR EXISTS (SELECT 1 FROM fin)
       )
       SELECT (SELECT count(*) FROM live) + (SELECT count(*) FROM fin) AS applied,
              EXISTS (SELECT 1 FROM ${t.jobs} WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')})
              OR EXISTS (SELECT 1 FROM ${t.done} WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')}) AS found`;
-    return this.#jobWrite(params.token, () => this.#ctx.db.rows<{ applied: number; found: boolean }>(sql, [params.queue, id.value, params.progress, params.token ?? null]));
+    const item = `[{"id":${JSON.stringify(params.id)},"progress":${JSON.stringify(params.progress)}}]`;
+    return this.#jobWrite(params.token, () =>
+      this.#ctx.db.rows<{ applied: number; found: boolean }>(sql, [params.queue, id.value, params.progress, params.token ?? null, Date.now(), item]),
+    );
   }
 
   async addLogs(params: AddLogsParams): Promise<JobWriteOutcome> {

@@ -7,12 +7,18 @@
  * so check and write are atomic. If a concurrent write changed the job after the
  * statement's snapshot was taken (the write then skips it, but the snapshot still shows
  * a state that would have allowed it), the statement runs again with a fresh snapshot.
+ * Each also appends its event (retried, cancelled, promoted, removed, paused/resumed) in the
+ * same statement, from the rows it changed, so a refused or empty operation writes none.
  * Bulk deletes and retries are bounded by `limit` and skip rows other transactions hold
  * (SKIP LOCKED), so they never wait on, or hold up, claims.
  */
 import type { AdminOutcome, BulkRetryParams, CleanParams, DrainParams, JobRef, RetryParams, StoreSignal } from '../../store/contract.ts';
 import { queueIdSql, type StoreContext } from './context.ts';
+import { appendEventsSql, idJsonSql, itemSql, type AppendSpec } from './events.ts';
 import { idCondition, isFinishedCode, num, STATE, stateName } from './rows.ts';
+
+/** Most ids a `removed` event of `clean`/`drain` lists (it carries the count of all). */
+const REMOVED_IDS_CAP = 1000;
 
 const APPLIED = Object.freeze({ status: 'applied' as const });
 const NOT_FOUND = Object.freeze({ status: 'not_found' as const });
@@ -30,6 +36,22 @@ export class Admin {
 
   constructor(ctx: StoreContext) {
     this.#ctx = ctx;
+  }
+
+  /**
+   * A CTE appending this operation's event about the rows of `from` (with `id` and `key`
+   * columns), in queue `$1`, items `{ "id" }` in id order.
+   */
+  #event(type: AppendSpec['type'], from: string, at: string, countAndCap?: number): string {
+    return `ev AS (${appendEventsSql(this.#ctx.t, {
+      at,
+      type,
+      from,
+      item: itemSql({ id: idJsonSql() }),
+      order: 'id',
+      queue: { constant: '$1::text' },
+      ...(countAndCap === undefined ? {} : { countAndCap }),
+    })})`;
   }
 
   /** `SELECT state` of the job in either table, in the statement's snapshot. `$1` queue name, id in `$2`. */
@@ -64,7 +86,8 @@ export class Admin {
         DELETE FROM ${t.done} WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')}
         RETURNING id, queue, key, name, data, opts, priority, max_attempts, created_at, lease_ms, started_at, progress, errors
       ),
-      revived AS (${this.#reviveInsert('$3::bigint')})
+      revived AS (${this.#reviveInsert('$3::bigint')}),
+      ${this.#event('retried', 'moved', '$3::bigint')}
       SELECT (SELECT count(*) FROM moved) AS applied, ${this.#stateOf(id)} AS state`;
     const outcome = await this.#single(sql, [params.queue, id.value, params.now], isFinishedCode);
     return { outcome, signals: outcome.status === 'applied' ? [{ type: 'enqueued', queue: params.queue, runAt: params.now }] : [] };
@@ -89,7 +112,8 @@ export class Admin {
           ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
         RETURNING id, queue, key, name, data, opts, priority, max_attempts, created_at, lease_ms, started_at, progress, errors
       ),
-      revived AS (${this.#reviveInsert('$3::bigint')})
+      revived AS (${this.#reviveInsert('$3::bigint')}),
+      ${this.#event('retried', 'moved', '$3::bigint')}
       SELECT count(*) AS n FROM moved`;
     const rows = await this.#ctx.db.rows<{ n: number }>(sql, [params.queue, params.limit, params.now]);
     const count = num(rows[0]?.n ?? 0);
@@ -110,7 +134,8 @@ export class Admin {
         SELECT id, queue, key, name, data, opts, priority, attempts_made, max_attempts, stalls, run_at, created_at, lease_ms, started_at, progress, errors,
                ${STATE.cancelled}, $3::bigint
         FROM moved
-      )
+      ),
+      ${this.#event('cancelled', 'moved', '$3::bigint')}
       SELECT (SELECT count(*) FROM moved) AS applied, ${this.#stateOf(id)} AS state`;
     const outcome = await this.#single(sql, [params.queue, id.value, params.now], (s) => !isFinishedCode(s));
     const signals: StoreSignal[] = outcome.status === 'applied' ? [{ type: 'finished', queue: params.queue, id: params.id, state: 'cancelled' }] : [];
@@ -125,29 +150,34 @@ export class Admin {
       WITH promoted AS (
         UPDATE ${t.jobs} SET state = ${STATE.waiting}, run_at = $3::bigint
         WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')} AND state = ${STATE.delayed}
-        RETURNING 1
-      )
+        RETURNING id, key
+      ),
+      ${this.#event('promoted', 'promoted', '$3::bigint')}
       SELECT (SELECT count(*) FROM promoted) AS applied, ${this.#stateOf(id)} AS state`;
     const outcome = await this.#single(sql, [params.queue, id.value, params.now], (s) => s === STATE.delayed);
     return { outcome, signals: outcome.status === 'applied' ? [{ type: 'enqueued', queue: params.queue, runAt: params.now }] : [] };
   }
 
-  /** Deletes a job that is not active, with its logs. */
-  async removeJob(params: JobRef): Promise<AdminOutcome> {
+  /**
+   * Deletes a job that is not active, with its logs. `at`: the event's time (JobRef
+   * carries no `now`, so the caller stamps it with its clock).
+   */
+  async removeJob(params: JobRef, at: number): Promise<AdminOutcome> {
     const { t } = this.#ctx;
     const id = idCondition(params.id, '$2');
     const sql = `
       WITH l AS (
-        DELETE FROM ${t.jobs} WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')} AND state <> ${STATE.active} RETURNING id
+        DELETE FROM ${t.jobs} WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')} AND state <> ${STATE.active} RETURNING id, key
       ),
       d AS (
-        DELETE FROM ${t.done} WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')} RETURNING id
+        DELETE FROM ${t.done} WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')} RETURNING id, key
       ),
       logs AS (
         DELETE FROM ${t.logs} WHERE job_id IN (SELECT id FROM l UNION ALL SELECT id FROM d)
-      )
+      ),
+      ${this.#event('removed', '(SELECT id, key FROM l UNION ALL SELECT id, key FROM d) r', '$3::bigint')}
       SELECT (SELECT count(*) FROM l) + (SELECT count(*) FROM d) AS applied, ${this.#stateOf(id)} AS state`;
-    return this.#single(sql, [params.queue, id.value], (s) => s !== STATE.active);
+    return this.#single(sql, [params.queue, id.value, at], (s) => s !== STATE.active);
   }
 
   /**
@@ -155,7 +185,7 @@ export class Admin {
    * clean walks an index instead of sorting every job of the state by time. Age is judged
    * by finished_at for finished states and created_at for waiting/delayed.
    */
-  async clean(params: CleanParams): Promise<number> {
+  async clean(params: CleanParams, at: number): Promise<number> {
     if (params.limit <= 0) return 0;
     const { t } = this.#ctx;
     const code = STATE[params.state];
@@ -163,7 +193,7 @@ export class Admin {
     const table = finished ? t.done : t.jobs;
     const ageColumn = finished ? 'finished_at' : 'created_at';
     const keep = Math.max(0, Math.floor(params.keep ?? 0));
-    // $1 queue name, $2 olderThan (null: any age), $3 keep, $4 limit
+    // $1 queue name, $2 olderThan (null: any age), $3 keep, $4 limit, $5 the event's time
     const sql = `
       WITH victims AS (
         SELECT id FROM ${table}
@@ -175,21 +205,22 @@ export class Admin {
         ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED
       ),
       removed AS (
-        DELETE FROM ${table} WHERE id IN (SELECT id FROM victims) RETURNING id
+        DELETE FROM ${table} WHERE id IN (SELECT id FROM victims) RETURNING id, key
       ),
       logs AS (
         DELETE FROM ${t.logs} WHERE job_id IN (SELECT id FROM removed)
-      )
+      ),
+      ${this.#event('removed', 'removed', '$5::bigint', REMOVED_IDS_CAP)}
       SELECT count(*) AS n FROM removed`;
-    const rows = await this.#ctx.db.rows<{ n: number }>(sql, [params.queue, params.olderThan ?? null, keep, params.limit]);
+    const rows = await this.#ctx.db.rows<{ n: number }>(sql, [params.queue, params.olderThan ?? null, keep, params.limit, at]);
     return num(rows[0]?.n ?? 0);
   }
 
   /** Deletes up to `limit` waiting jobs (claim order first), then delayed ones if asked. Never active ones. */
-  async drain(params: DrainParams): Promise<number> {
+  async drain(params: DrainParams, at: number): Promise<number> {
     if (params.limit <= 0) return 0;
     const { t } = this.#ctx;
-    // $1 queue name, $2 limit, $3 include delayed
+    // $1 queue name, $2 limit, $3 include delayed, $4 the event's time
     const sql = `
       WITH w AS (
         SELECT id, 0 AS rank FROM ${t.jobs} WHERE queue = ${queueIdSql(t, '$1')} AND state = ${STATE.waiting}
@@ -203,21 +234,35 @@ export class Admin {
         SELECT id FROM (SELECT * FROM w UNION ALL SELECT * FROM d) v ORDER BY rank LIMIT $2
       ),
       removed AS (
-        DELETE FROM ${t.jobs} WHERE id IN (SELECT id FROM victims) RETURNING id
+        DELETE FROM ${t.jobs} WHERE id IN (SELECT id FROM victims) RETURNING id, key
       ),
       logs AS (
         DELETE FROM ${t.logs} WHERE job_id IN (SELECT id FROM removed)
-      )
+      ),
+      ${this.#event('removed', 'removed', '$4::bigint', REMOVED_IDS_CAP)}
       SELECT count(*) AS n FROM removed`;
-    const rows = await this.#ctx.db.rows<{ n: number }>(sql, [params.queue, params.limit, params.includeDelayed]);
+    const rows = await this.#ctx.db.rows<{ n: number }>(sql, [params.queue, params.limit, params.includeDelayed, at]);
     return num(rows[0]?.n ?? 0);
   }
 
-  async setPaused(queue: string, paused: boolean): Promise<StoreSignal[]> {
+  /**
+   * Sets the pause flag; appends a `paused`/`resumed` event only when the flag changed. The
+   * queue's row is made first if it is new (a new queue is not paused), so the flag itself
+   * changes by an UPDATE whose WHERE, re-checked on the latest row version, tells exactly
+   * whether this call changed it, even against concurrent callers. `at`: the event's time
+   * (these params carry no `now`).
+   */
+  async setPaused(queue: string, paused: boolean, at: number): Promise<StoreSignal[]> {
     const { t } = this.#ctx;
+    const queueId = (await this.#ctx.queues.ensure([queue])).get(queue)!;
+    // $1 queue name, $2 paused, $3 the event's time, $4 queue id
     await this.#ctx.db.rows(
-      `INSERT INTO ${t.queues} (name, paused) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused`,
-      [queue, paused],
+      `WITH changed AS (
+         UPDATE ${t.queues} SET paused = $2::boolean WHERE id = $4::int AND paused <> $2::boolean RETURNING 1
+       )
+       INSERT INTO ${t.events} (at, queue, type, jobs)
+       SELECT $3::bigint, $1::text, CASE WHEN $2::boolean THEN 'paused' ELSE 'resumed' END, '[]' FROM changed`,
+      [queue, paused, at, queueId],
     );
     return [{ type: paused ? 'paused' : 'resumed', queue }];
   }

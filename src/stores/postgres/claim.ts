@@ -18,6 +18,9 @@
  *   claimed  the picked rows become active with a lease, RETURNING the job rows;
  *   nxt      the earliest runAt of a delayed job not yet due, for `nextRunAt`.
  *
+ * The statement around the call appends the claim's `active` events (one per queue) from
+ * the function's rows, in the same round trip (see events.ts); the function is unchanged.
+ *
  * It is a function rather than a plain statement only so that it can carry planner
  * settings (see the notes on migration 2): the index walk is the only plan, whatever the
  * table statistics say, and it is planned once per connection.
@@ -36,6 +39,7 @@ import { randomBytes } from 'node:crypto';
 import type { AttemptError } from '../../job.ts';
 import type { ClaimedJob, ClaimParams, ClaimResult } from '../../store/contract.ts';
 import type { StoreContext } from './context.ts';
+import { appendEventsSql, idJsonSql, itemSql } from './events.ts';
 import { decodeOpts } from './rows.ts';
 
 /**
@@ -80,8 +84,23 @@ export class Claimer {
 
   constructor(ctx: StoreContext) {
     this.#ctx = ctx;
-    // $1 queue names, $2 limit, $3 now, $4 owner, $5 random token part, $6 default lease ms, $7 due cap
-    this.#sql = `SELECT * FROM ${ctx.t.schema}.claim_jobs($1::text[], $2::integer, $3::bigint, $4::text, $5::text, $6::bigint, $7::integer)`;
+    const { t } = ctx;
+    // $1 queue names, $2 limit, $3 now, $4 owner, $5 random token part, $6 default lease ms, $7 due cap.
+    // The function's rows are materialised once (`c`); the `active` events (one per queue,
+    // items in claim order) are appended from them in the same statement.
+    this.#sql = `
+      WITH c AS (
+        SELECT * FROM ${t.schema}.claim_jobs($1::text[], $2::integer, $3::bigint, $4::text, $5::text, $6::bigint, $7::integer)
+      ),
+      ev AS (${appendEventsSql(t, {
+        at: '$3::bigint',
+        type: 'active',
+        from: 'c WHERE c.queue IS NOT NULL',
+        item: itemSql({ id: idJsonSql(), attempt: 'attempts_made + 1', waitMs: 'greatest(0, $3::bigint - greatest(run_at, created_at))' }),
+        order: 'priority DESC, run_at, id',
+        queue: { name: 'queue' },
+      })})
+      SELECT * FROM c`;
   }
 
   async claim(params: ClaimParams): Promise<ClaimResult> {

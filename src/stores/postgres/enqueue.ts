@@ -26,13 +26,23 @@
  * (a lone `add`) is a plain INSERT … VALUES: no arrays to parse and a trivial plan,
  * 0.04 instead of 0.1 ms of execution (and less planning) on the serial-add path.
  *
+ * Every variant also appends the `added` event of the jobs it created (one per queue; none
+ * for duplicates) in the same statement (see events.ts); a transactional enqueue therefore
+ * writes its event through the caller's client, and it exists iff their transaction commits.
+ *
  * Queue ids come from the QueueRegistry first (a separate statement only for queues this
  * store has not seen yet).
  */
 import type { EnqueueResult, NewJob, StoreSignal } from '../../store/contract.ts';
 import type { SqlValue } from './connection.ts';
 import type { StoreContext } from './context.ts';
+import { appendEventsSql, idJsonSql, itemSql, jsonTextSql, liveStateJsonSql } from './events.ts';
 import { encodeOpts, intArray, num, STATE, textArray } from './rows.ts';
+
+/** The `added` item of a lone job after its id, as JSON text: `","name":…,"state":…}]`. */
+function oneItemTail(job: NewJob, now: number): string {
+  return `","name":${JSON.stringify(job.name)},"state":"${job.runAt > now ? 'delayed' : 'waiting'}"}]`;
+}
 
 export class Enqueuer {
   readonly #ctx: StoreContext;
@@ -43,6 +53,16 @@ export class Enqueuer {
   constructor(ctx: StoreContext) {
     this.#ctx = ctx;
     const { t } = ctx;
+    // The `added` event of the rows in `inserted`: one per queue, items in id (= input) order.
+    const added = (at: string, id: string): string =>
+      appendEventsSql(t, {
+        at,
+        type: 'added',
+        from: 'inserted',
+        item: itemSql({ id, name: jsonTextSql('name'), state: liveStateJsonSql('state') }),
+        order: 'id',
+        queue: { id: 'queue' },
+      });
     // $1 queue ids, $2 keys, $3 names, $4 data, $5 opts, $6 priorities, $7 max attempts,
     // $8 run_at, $9 lease_ms, $10 now, $11 whether any job has a key
     this.#sql = `
@@ -73,8 +93,9 @@ export class Enqueuer {
         FROM input i JOIN numbered n ON n.ord = i.ord
         ORDER BY i.ord
         ON CONFLICT (queue, key) WHERE key IS NOT NULL DO NOTHING
-        RETURNING id
-      )
+        RETURNING id, key, queue, name, state
+      ),
+      added AS (${added('$10::bigint', idJsonSql())})
       SELECT array_agg(n.id ORDER BY n.ord) AS ids,
              array_agg(n.ord) FILTER (WHERE n.id NOT IN (SELECT id FROM inserted)) AS duplicates
       FROM numbered n`;
@@ -89,17 +110,25 @@ export class Enqueuer {
         FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::bigint[], $8::bigint[])
           WITH ORDINALITY AS i(queue, name, data, opts, priority, max_attempts, run_at, lease_ms, ord)
         ORDER BY i.ord
-        RETURNING id
-      )
+        RETURNING id, queue, name, state
+      ),
+      added AS (${added('$9::bigint', `'"' || id || '"'`)})
       SELECT array_agg(id ORDER BY id) AS ids, NULL::bigint[] AS duplicates FROM inserted`;
     // One job, no key: $1 queue id, $2 name, $3 data, $4 opts, $5 priority, $6 max attempts,
-    // $7 run_at, $8 lease_ms, $9 now
+    // $7 run_at, $8 lease_ms, $9 now, $10 queue name, $11 the event item after the id
+    // (`","name":…,"state":…}]`, made in JS: everything but the id is known there)
     this.#oneSql = `
-      INSERT INTO ${t.jobs} (queue, name, data, opts, state, priority, max_attempts, run_at, created_at, lease_ms)
-      VALUES ($1::int, $2::text, $3::text, $4::text,
-              CASE WHEN $7::bigint > $9::bigint THEN ${STATE.delayed} ELSE ${STATE.waiting} END,
-              $5::int, $6::int, $7::bigint, $9::bigint, $8::bigint)
-      RETURNING ARRAY[id] AS ids, NULL::bigint[] AS duplicates`;
+      WITH inserted AS (
+        INSERT INTO ${t.jobs} (queue, name, data, opts, state, priority, max_attempts, run_at, created_at, lease_ms)
+        VALUES ($1::int, $2::text, $3::text, $4::text,
+                CASE WHEN $7::bigint > $9::bigint THEN ${STATE.delayed} ELSE ${STATE.waiting} END,
+                $5::int, $6::int, $7::bigint, $9::bigint, $8::bigint)
+        RETURNING id
+      ),
+      added AS (
+        INSERT INTO ${t.events} (at, queue, type, jobs) SELECT $9::bigint, $10::text, 'added', '[{"id":"' || id || $11::text FROM inserted
+      )
+      SELECT ARRAY[id] AS ids, NULL::bigint[] AS duplicates FROM inserted`;
   }
 
   /**
@@ -140,7 +169,7 @@ export class Enqueuer {
     const rows = (await (anyKey
       ? run(this.#sql, [queues, keys, names, data, opts, priorities, attempts, runAts, leaseMs, now, anyKey])
       : n === 1
-        ? run(this.#oneSql, [queues[0]!, names[0]!, data[0]!, opts[0]!, priorities[0]!, attempts[0]!, runAts[0]!, leaseMs[0]!, now])
+        ? run(this.#oneSql, [queues[0]!, names[0]!, data[0]!, opts[0]!, priorities[0]!, attempts[0]!, runAts[0]!, leaseMs[0]!, now, jobs[0]!.queue, oneItemTail(jobs[0]!, now)])
         : run(this.#plainSql, [intArray(queues), textArray(names), textArray(data), textArray(opts), intArray(priorities), intArray(attempts), intArray(runAts), intArray(leaseMs), now]))) as Array<{
       ids: unknown[];
       duplicates: unknown[] | null;

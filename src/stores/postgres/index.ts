@@ -42,6 +42,7 @@ import type {
   TransactionClient,
 } from '../../store/contract.ts';
 import type { ApiKeyRecord, WorkerInfo } from '../../store/contract.ts';
+import type { ReadEventsParams, StoredEvent } from '../../store/contract.ts';
 import { Acks } from './acks.ts';
 import { Admin } from './admin.ts';
 import { Claimer } from './claim.ts';
@@ -61,6 +62,7 @@ import { Tables, type StoreContext } from './context.ts';
 import { Enqueuer } from './enqueue.ts';
 import { checkVersion, migrate } from './migrations.ts';
 import { QueueRegistry } from './queues.ts';
+import { EventLog } from './events.ts';
 import { Reader } from './read.ts';
 import { Registry } from './registry.ts';
 import { Signals, type SignalMode } from './signals.ts';
@@ -120,6 +122,7 @@ export class PostgresStore implements Store {
   readonly #acks: Acks;
   readonly #admin: Admin;
   readonly #reader: Reader;
+  readonly #events: EventLog;
   readonly #registry: Registry;
   #closing: Promise<void> | undefined;
 
@@ -168,6 +171,7 @@ export class PostgresStore implements Store {
     this.#acks = new Acks(ctx);
     this.#admin = new Admin(ctx);
     this.#reader = new Reader(ctx);
+    this.#events = new EventLog(ctx);
     this.#registry = new Registry(ctx);
   }
 
@@ -336,7 +340,9 @@ export class PostgresStore implements Store {
   // ---------------------------------------------------------------------- admin
 
   setPaused(params: { readonly queue: string; readonly paused: boolean }): Promise<void> {
-    return this.#write('setPaused', async () => ({ value: undefined, signals: await this.#admin.setPaused(params.queue, params.paused) }));
+    // The params carry no `now`: the event is stamped with this process's clock.
+    const at = Date.now();
+    return this.#write('setPaused', async () => ({ value: undefined, signals: await this.#admin.setPaused(params.queue, params.paused, at) }));
   }
 
   retryJob(params: RetryParams): Promise<AdminOutcome> {
@@ -368,15 +374,32 @@ export class PostgresStore implements Store {
   }
 
   removeJob(params: JobRef): Promise<AdminOutcome> {
-    return this.#db.run('removeJob', () => this.#admin.removeJob(params));
+    const at = Date.now(); // the event's time: JobRef carries no `now`
+    return this.#db.run('removeJob', () => this.#admin.removeJob(params, at));
   }
 
   clean(params: CleanParams): Promise<number> {
-    return this.#db.run('clean', () => this.#admin.clean(params));
+    const at = Date.now(); // the event's time: CleanParams carry no `now`
+    return this.#db.run('clean', () => this.#admin.clean(params, at));
   }
 
   drain(params: DrainParams): Promise<number> {
-    return this.#db.run('drain', () => this.#admin.drain(params));
+    const at = Date.now(); // the event's time: DrainParams carry no `now`
+    return this.#db.run('drain', () => this.#admin.drain(params, at));
+  }
+
+  // ------------------------------------------------------------------ event log
+
+  readEvents(params: ReadEventsParams): Promise<readonly StoredEvent[]> {
+    return this.#db.run('readEvents', () => this.#events.read(params));
+  }
+
+  lastEventSeq(): Promise<number> {
+    return this.#db.run('lastEventSeq', () => this.#events.lastSeq());
+  }
+
+  pruneEvents(params: { readonly before: number; readonly limit: number }): Promise<number> {
+    return this.#db.run('pruneEvents', () => this.#events.prune(params));
   }
 
   // ------------------------------------------------- API keys and worker registry
