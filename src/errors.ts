@@ -43,6 +43,16 @@ export const ERROR_CODES = {
   UNSUPPORTED_STORE: { retryable: false },
   /** The store cannot do this (for example adding jobs inside your own transaction on a store without the `transactionalEnqueue` capability). */
   NOT_SUPPORTED: { retryable: false },
+  /** Server: the request has no API key, or the key is unknown, revoked or expired. */
+  UNAUTHORIZED: { retryable: false },
+  /** Server: the API key is valid but lacks the scope this operation needs. */
+  FORBIDDEN: { retryable: false },
+  /** Server: this API key sent too many requests; retry after the `Retry-After` seconds. */
+  RATE_LIMITED: { retryable: true },
+  /** Server: no such route, or no such queue (a queue exists once it has jobs or a pause flag). */
+  NOT_FOUND: { retryable: false },
+  /** Server: an unexpected fault on the server's side (logged there with its stack; never caused by the request's content). */
+  INTERNAL: { retryable: true },
   /** The Conveyor, queue or worker was closed and cannot be used any more. */
   CLOSED: { retryable: false },
   /** A store operation failed for a reason conveyor did not recognise (a bug, or storage corruption). */

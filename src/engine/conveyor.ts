@@ -141,6 +141,14 @@ export class Conveyor {
     };
   }
 
+  /**
+   * @internal The retention hook in-process workers use, for workers served over HTTP by
+   * the server (src/engine/lease-service.ts): one throttle for both.
+   */
+  get retentionHook(): (queue: string, state: 'completed' | 'failed', policy: Exclude<RetentionOption, boolean>) => void {
+    return (queue, state, policy) => this.#applyRetention(queue, state, policy);
+  }
+
   #assertOpen(): void {
     if (this.#closing) throw new ConveyorError('CLOSED', 'this Conveyor is closed; open a new one with Conveyor.open()');
   }

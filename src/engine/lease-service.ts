@@ -1,0 +1,261 @@
+/**
+ * Leases for workers that are not in this process: the engine side of the server's
+ * remote-worker API. A remote worker claims jobs (long-polling when the queues are empty),
+ * then completes, fails, renews or releases them by lease token, exactly as an in-process
+ * `Worker` does through the Store; this class adds what the in-process worker does for
+ * itself: the retry decision and the retention flags, which need the job's options.
+ *
+ * Options of the jobs this process handed out are remembered (bounded, oldest dropped),
+ * so acknowledging them costs no extra read; a job claimed through another server is read
+ * once from the store.
+ */
+import { ConveyorError, ValidationError } from '../errors.ts';
+import type { AttemptError, JobRecord, RetentionOption } from '../job.ts';
+import { checkInteger, checkQueueName, serializeJson } from '../options.ts';
+import type { ClaimedJob, ExtendOutcome, FailOutcome, LeaseOutcome, Store, StoreSignal } from '../store/contract.ts';
+import { nextAttemptAt } from './retry-policy.ts';
+
+/** At most this many claimed jobs' options are remembered. */
+const REMEMBERED_MAX = 100_000;
+/** Longest long-poll a claim may ask for. */
+export const MAX_CLAIM_WAIT_MS = 60_000;
+export const MAX_CLAIM_LIMIT = 1000;
+
+interface Remembered {
+  readonly queue: string;
+  readonly name: string;
+  readonly opts: JobRecord['opts'];
+  readonly attemptsMade: number;
+}
+
+export interface RemoteClaim {
+  readonly queues: readonly string[];
+  readonly workerId: string;
+  readonly limit: number;
+  readonly leaseMs: number;
+  /** Wait up to this long for a job when none is ready; 0 answers at once. */
+  readonly waitMs: number;
+  /** Aborted when the client goes away: stop waiting. */
+  readonly signal?: AbortSignal;
+}
+
+export interface RemoteComplete {
+  readonly id: string;
+  readonly token: string;
+  readonly queue?: string;
+  /** Any JSON value, or undefined for none. */
+  readonly result?: unknown;
+  /** Delete the job instead of keeping it; default from the job's `removeOnComplete`. */
+  readonly remove?: boolean;
+}
+
+export interface RemoteFail {
+  readonly id: string;
+  readonly token: string;
+  readonly queue?: string;
+  readonly error: { readonly message: string; readonly name?: string; readonly stack?: string };
+  /** false: fail for good now, whatever attempts remain. Default true (the job's policy decides). */
+  readonly retry?: boolean;
+  /** When retrying, wait this long instead of the job's backoff (a worker with its own strategy). */
+  readonly retryDelayMs?: number;
+}
+
+export type RetentionHook = (queue: string, state: 'completed' | 'failed', policy: Exclude<RetentionOption, boolean>) => void;
+
+export class LeaseService {
+  readonly #store: Store;
+  readonly #maxPayloadBytes: number;
+  readonly #retention: RetentionHook | undefined;
+  readonly #remembered = new Map<string, Remembered>();
+  readonly #waiters = new Set<{ queues: readonly string[]; wake: () => void }>();
+  #unsubscribe: (() => void) | undefined;
+  /** Epoch ms of the last claim that returned jobs, for health. */
+  lastClaimAt: number | null = null;
+
+  constructor(store: Store, options: { maxPayloadBytes: number; retention?: RetentionHook }) {
+    this.#store = store;
+    this.#maxPayloadBytes = options.maxPayloadBytes;
+    this.#retention = options.retention;
+  }
+
+  close(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    for (const w of this.#waiters) w.wake();
+  }
+
+  /** Claims up to `limit` jobs; with none ready, waits for one up to `waitMs`. */
+  async claim(params: RemoteClaim): Promise<readonly ClaimedJob[]> {
+    if (params.queues.length === 0) throw new ValidationError('INVALID_ARGUMENT', 'queues must name at least one queue');
+    for (const q of params.queues) checkQueueName(q);
+    checkInteger(params.limit, 'limit', 1, MAX_CLAIM_LIMIT);
+    checkInteger(params.leaseMs, 'leaseMs', 1000, 24 * 3600_000);
+    checkInteger(params.waitMs, 'waitMs', 0, MAX_CLAIM_WAIT_MS);
+    const deadline = Date.now() + params.waitMs;
+    for (;;) {
+      // Register before claiming, so a job added between an empty claim and the wait still wakes us.
+      const waiter = this.#waiter(params.queues);
+      try {
+        const now = Date.now();
+        const result = await this.#store.claim({ queues: params.queues, workerId: params.workerId, limit: params.limit, leaseMs: params.leaseMs, now });
+        if (result.jobs.length > 0) {
+          this.lastClaimAt = now;
+          for (const job of result.jobs) this.#remember(job);
+          return result.jobs;
+        }
+        const left = deadline - Date.now();
+        if (left <= 0 || params.signal?.aborted) return [];
+        const until = result.nextRunAt === null ? left : Math.min(left, Math.max(0, result.nextRunAt - Date.now()));
+        await waiter.wait(until, params.signal);
+        if (params.signal?.aborted) return [];
+      } finally {
+        waiter.dispose();
+      }
+    }
+  }
+
+  async complete(items: readonly RemoteComplete[]): Promise<readonly LeaseOutcome[]> {
+    const now = Date.now();
+    const prepared = await Promise.all(
+      items.map(async (item) => {
+        const result = item.result === undefined ? null : serializeJson(item.result, this.#maxPayloadBytes, 'job result');
+        let remove = item.remove;
+        let known: Remembered | null = null;
+        if (remove === undefined || this.#retention) {
+          known = await this.#lookup(item);
+          remove ??= known?.opts.removeOnComplete === true;
+        }
+        return { item: { id: item.id, token: item.token, result, remove }, known };
+      }),
+    );
+    const outcomes = await this.#store.completeMany({ items: prepared.map((p) => p.item), now });
+    outcomes.forEach((o, i) => {
+      const known = prepared[i]!.known;
+      if (o.status !== 'applied') return;
+      this.#remembered.delete(items[i]!.id);
+      const keep = known?.opts.removeOnComplete;
+      if (known && keep !== undefined && typeof keep !== 'boolean') this.#retention?.(known.queue, 'completed', keep);
+    });
+    return outcomes;
+  }
+
+  async fail(items: readonly RemoteFail[]): Promise<readonly FailOutcome[]> {
+    const now = Date.now();
+    const prepared = await Promise.all(
+      items.map(async (item) => {
+        const known = await this.#lookup(item);
+        const error: AttemptError = {
+          message: item.error.message,
+          ...(item.error.name === undefined ? {} : { name: item.error.name }),
+          ...(item.error.stack === undefined ? {} : { stack: item.error.stack }),
+          attempt: (known?.attemptsMade ?? 0) + 1,
+          at: now,
+          ...(item.retry === false ? { reason: 'unrecoverable' as const } : {}),
+        };
+        let retryAt: number | null = null;
+        if (known && item.retry !== false) {
+          if (item.retryDelayMs !== undefined) {
+            retryAt = known.attemptsMade + 1 < known.opts.attempts ? now + checkInteger(item.retryDelayMs, 'retryDelayMs', 0, Number.MAX_SAFE_INTEGER) : null;
+          } else {
+            try {
+              retryAt = nextAttemptAt({ opts: known.opts, attemptsMade: known.attemptsMade + 1, error: new Error(item.error.message), now, job: { id: item.id, name: known.name }, strategies: undefined });
+            } catch {
+              // A named strategy lives in the worker's code, not here: the worker must say when.
+              throw new ValidationError('INVALID_ARGUMENT', `job ${item.id} uses a custom backoff strategy; send retryDelayMs with its failure`, { details: { id: item.id } });
+            }
+          }
+        }
+        const remove = retryAt === null && known?.opts.removeOnFail === true;
+        return { item: { id: item.id, token: item.token, error, retryAt, remove }, known };
+      }),
+    );
+    const outcomes = await this.#store.failMany({ items: prepared.map((p) => p.item), now });
+    outcomes.forEach((o, i) => {
+      if (o.status !== 'applied') return;
+      const known = prepared[i]!.known;
+      if (o.state !== 'failed') {
+        // It will run again: the next claim brings fresh attempt counts.
+        this.#remembered.delete(items[i]!.id);
+        return;
+      }
+      this.#remembered.delete(items[i]!.id);
+      const keep = known?.opts.removeOnFail;
+      if (known && keep !== undefined && typeof keep !== 'boolean') this.#retention?.(known.queue, 'failed', keep);
+    });
+    return outcomes;
+  }
+
+  async extend(items: readonly { id: string; token: string }[], leaseMs: number): Promise<readonly ExtendOutcome[]> {
+    checkInteger(leaseMs, 'leaseMs', 1000, 24 * 3600_000);
+    return this.#store.extendLeases({ items, leaseMs, now: Date.now() });
+  }
+
+  async release(items: readonly { id: string; token: string }[]): Promise<readonly LeaseOutcome[]> {
+    const outcomes = await this.#store.releaseMany({ items, now: Date.now() });
+    for (const item of items) this.#remembered.delete(item.id);
+    return outcomes;
+  }
+
+  #remember(job: ClaimedJob): void {
+    if (this.#remembered.size >= REMEMBERED_MAX) {
+      const oldest = this.#remembered.keys().next().value;
+      if (oldest !== undefined) this.#remembered.delete(oldest);
+    }
+    this.#remembered.set(job.id, { queue: job.queue, name: job.name, opts: job.opts, attemptsMade: job.attemptsMade });
+  }
+
+  /** The claimed job's options: remembered from our claim, else read (claimed through another server). */
+  async #lookup(item: { id: string; queue?: string | undefined }): Promise<Remembered | null> {
+    const known = this.#remembered.get(item.id);
+    if (known) return known;
+    if (item.queue === undefined) return null;
+    const record = await this.#store.getJob({ queue: item.queue, id: item.id });
+    if (record === null) return null;
+    return { queue: record.queue, name: record.name, opts: record.opts, attemptsMade: record.attemptsMade };
+  }
+
+  #waiter(queues: readonly string[]): { wait: (ms: number, signal?: AbortSignal) => Promise<void>; dispose: () => void } {
+    this.#unsubscribe ??= this.#store.subscribe((s) => this.#onSignal(s));
+    let wake: () => void = () => undefined;
+    let woken = false;
+    const entry = {
+      queues,
+      wake: () => {
+        woken = true;
+        wake();
+      },
+    };
+    this.#waiters.add(entry);
+    return {
+      wait: (ms, signal) =>
+        new Promise<void>((resolve) => {
+          if (woken) return resolve();
+          const timer = setTimeout(done, ms);
+          function done(): void {
+            clearTimeout(timer);
+            signal?.removeEventListener('abort', done);
+            resolve();
+          }
+          wake = done;
+          signal?.addEventListener('abort', done, { once: true });
+        }),
+      dispose: () => {
+        this.#waiters.delete(entry);
+      },
+    };
+  }
+
+  #onSignal(signal: StoreSignal): void {
+    for (const w of this.#waiters) {
+      if (signal.type === 'changed' || ((signal.type === 'enqueued' || signal.type === 'resumed') && w.queues.includes(signal.queue))) w.wake();
+    }
+  }
+}
+
+/** Throws JOB_NOT_FOUND/LEASE_LOST style errors for single-job endpoints. */
+export function expectLease(outcome: { status: string }, id: string): void {
+  if (outcome.status === 'applied') return;
+  if (outcome.status === 'not_found') throw new ConveyorError('JOB_NOT_FOUND', `no job ${id}`, { details: { id } });
+  throw new ConveyorError('LEASE_LOST', `the lease on job ${id} is no longer held (it expired and was recovered, finished, or was cancelled)`, { details: { id } });
+}
+
