@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 
 import { openSqliteStore } from '../src/stores/sqlite/index.ts';
 import type { NewJob, Store, StoreSignal } from '../src/store/contract.ts';
-import { storeContractSuite } from './conformance/store-contract.ts';
+import { storeContractSuite, type MakeStore } from './conformance/store-contract.ts';
+import { storeEventsSuite } from './conformance/store-events.ts';
 import { storeRegistrySuite } from './conformance/store-registry.ts';
 
 const T0 = 1_700_000_000_000;
@@ -45,7 +46,7 @@ async function waitFor(pred: () => boolean, timeoutMs: number): Promise<boolean>
   return true;
 }
 
-storeContractSuite('sqlite file', async () => {
+const fileStore: MakeStore = async () => {
   const dir = tempDir();
   const store = await openMigrated(path.join(dir, 'conveyor.db'));
   return {
@@ -58,32 +59,19 @@ storeContractSuite('sqlite file', async () => {
       }
     },
   };
-});
+};
 
-storeContractSuite('sqlite :memory:', async () => {
+const memoryStore: MakeStore = async () => {
   const store = await openMigrated(':memory:');
   return { store, cleanup: async () => void (await store.close()) };
-});
+};
 
-storeRegistrySuite('sqlite file', async () => {
-  const dir = tempDir();
-  const store = await openMigrated(path.join(dir, 'conveyor.db'));
-  return {
-    store,
-    cleanup: async () => {
-      try {
-        await store.close();
-      } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
-    },
-  };
-});
-
-storeRegistrySuite('sqlite :memory:', async () => {
-  const store = await openMigrated(':memory:');
-  return { store, cleanup: async () => void (await store.close()) };
-});
+storeContractSuite('sqlite file', fileStore);
+storeContractSuite('sqlite :memory:', memoryStore);
+storeRegistrySuite('sqlite file', fileStore);
+storeRegistrySuite('sqlite :memory:', memoryStore);
+storeEventsSuite('sqlite file', fileStore);
+storeEventsSuite('sqlite :memory:', memoryStore);
 
 describe('sqlite store: capabilities', () => {
   it('a file store is multi-process with cross-process signals; :memory: is not multi-process', async () => {

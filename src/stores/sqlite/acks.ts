@@ -6,6 +6,12 @@
  * token it was claimed with. The check is part of each UPDATE's WHERE clause, so it is
  * atomic with the write, and a miss is reported as `stale` (never thrown). Items carry no
  * queue: a key plus a random token is unambiguous, and a seq is unique anyway.
+ *
+ * Events: complete, fail, release and recover append one event per queue for the jobs
+ * they moved, updateProgress one `progress` event; stale items are left out. The items of
+ * completions and failures need the attempt's number and start time, which come from what
+ * this store's claim remembered (AttemptStarts), or from the row for leases claimed
+ * elsewhere.
  */
 import type { StatementSync } from 'node:sqlite';
 import type {
@@ -22,9 +28,10 @@ import type {
   RecoveredJob,
   RecoverParams,
 } from '../../store/contract.ts';
-import { deleteLogs, type StoreContext } from './context.ts';
+import { deleteLogs, prepare, type StoreContext } from './context.ts';
+import { EventBatch, idJson, type AttemptStart } from './events.ts';
 import { ByIdStatement, JobLocator, type LocatedJob } from './lookup.ts';
-import { leaseRef, publicId, STATE } from './rows.ts';
+import { leaseRef, parseLeaseToken, publicId, STATE } from './rows.ts';
 
 const CLEAR_LEASE = 'lease_owner = NULL, lease_token = NULL, lease_until = NULL';
 /** Active jobs whose lease has expired (?1 now); a lease is still held at `lease_until = now`. */
@@ -51,6 +58,8 @@ export class Acks {
   readonly #release: ByIdStatement;
   #recoverAll: StatementSync | undefined;
   #recoverSome: StatementSync | undefined;
+  // ?1 seq, ?2 token
+  #attemptOf: StatementSync | undefined;
 
   /*
    * The hot acknowledgements (complete, fail, release) are plain UPDATE/DELETEs judged by
@@ -103,25 +112,53 @@ export class Acks {
     return this.#ctx.queues.nameOf(leaseRef(token).queue);
   }
 
+  /**
+   * The attempt this token was issued for, ending it in the claim cache; undefined when
+   * no active job holds the token (the ack is stale, and its write would change nothing).
+   */
+  #startOf(token: string): AttemptStart | undefined {
+    const cached = this.#ctx.attempts.take(token);
+    if (cached !== undefined) return cached;
+    const ref = parseLeaseToken(token);
+    if (ref === null) return undefined;
+    this.#attemptOf ??= prepare(
+      this.#ctx.db,
+      'SELECT attempts_made, started_at FROM jobs WHERE seq = ?1 AND state = 1 AND lease_token = ?2',
+      true,
+    );
+    const row = this.#attemptOf.get(ref.seq, token) as unknown as [number, number | null] | undefined;
+    if (row === undefined) return undefined;
+    return { queue: this.#ctx.queues.nameOf(ref.queue), attempt: row[0] + 1, startedAt: row[1] ?? 0 };
+  }
+
   /** Runs inside a write transaction. */
   complete(params: CompleteParams): LeaseOutcome[] {
     const { now } = params;
     const signals = this.#ctx.signals.active ? this.#ctx.signals : null;
+    const events = new EventBatch('completed');
     const out = new Array<LeaseOutcome>(params.items.length);
     for (let i = 0; i < params.items.length; i++) {
       const item = params.items[i]!;
+      const start = this.#startOf(item.token);
       let applied: boolean;
-      if (item.remove) {
+      if (start === undefined) {
+        applied = false; // nothing holds this token
+      } else if (item.remove) {
         applied = this.#deleteLeasedJob(item.id, item.token);
       } else {
         const [stmt, id] = this.#complete.for(item.id);
         applied = Number(stmt.run(item.result, now, id, item.token).changes) > 0;
       }
-      out[i] = applied ? APPLIED : STALE;
-      if (applied && signals !== null) {
-        signals.push({ type: 'finished', queue: this.#queueOf(item.token), id: item.id, state: 'completed' });
+      if (!applied || start === undefined) {
+        out[i] = STALE;
+        continue;
       }
+      out[i] = APPLIED;
+      const { queue } = start;
+      events.add(queue, `{"id":${JSON.stringify(item.id)},"attempt":${start.attempt},"durationMs":${now - start.startedAt}}`);
+      if (signals !== null) signals.push({ type: 'finished', queue, id: item.id, state: 'completed' });
     }
+    events.flush(this.#ctx.events, now);
     return out;
   }
 
@@ -129,13 +166,17 @@ export class Acks {
   fail(params: FailParams): FailOutcome[] {
     const { now } = params;
     const signals = this.#ctx.signals.active ? this.#ctx.signals : null;
+    const events = new EventBatch('failed');
     const out = new Array<FailOutcome>(params.items.length);
     for (let i = 0; i < params.items.length; i++) {
       const item = params.items[i]!;
       const { retryAt } = item;
       const state = retryAt === null ? 'failed' : retryAt > now ? 'delayed' : 'waiting';
+      const start = this.#startOf(item.token);
       let applied: boolean;
-      if (retryAt === null && item.remove) {
+      if (start === undefined) {
+        applied = false; // nothing holds this token
+      } else if (retryAt === null && item.remove) {
         applied = this.#deleteLeasedJob(item.id, item.token);
       } else {
         const [stmt, id] = this.#fail.for(item.id);
@@ -143,18 +184,23 @@ export class Acks {
         applied =
           Number(stmt.run(STATE[state], retryAt, finishedAt, JSON.stringify(item.error), id, item.token).changes) > 0;
       }
-      if (!applied) {
+      if (!applied || start === undefined) {
         out[i] = STALE;
         continue;
       }
       out[i] = { status: 'applied', state };
+      const { queue } = start;
+      events.add(
+        queue,
+        `{"id":${JSON.stringify(item.id)},"attempt":${start.attempt},"durationMs":${now - start.startedAt},"error":${JSON.stringify(String(item.error.message))},"state":"${state}"}`,
+      );
       if (signals !== null) {
-        const queue = this.#queueOf(item.token);
         signals.push(
           retryAt === null ? { type: 'finished', queue, id: item.id, state } : { type: 'enqueued', queue, runAt: retryAt },
         );
       }
     }
+    events.flush(this.#ctx.events, now);
     return out;
   }
 
@@ -176,15 +222,21 @@ export class Acks {
    */
   release(params: { readonly items: readonly LeaseRef[]; readonly now: number }): LeaseOutcome[] {
     const signals = this.#ctx.signals.active ? this.#ctx.signals : null;
+    const events = new EventBatch('released');
     const out = new Array<LeaseOutcome>(params.items.length);
     const queues = new Set<string>();
     for (let i = 0; i < params.items.length; i++) {
       const item = params.items[i]!;
+      const start = this.#ctx.attempts.take(item.token);
       const [stmt, id] = this.#release.for(item.id);
       const applied = Number(stmt.run(id, item.token).changes) > 0;
       out[i] = applied ? APPLIED : STALE;
-      if (applied && signals !== null) queues.add(this.#queueOf(item.token));
+      if (!applied) continue;
+      const queue = start?.queue ?? this.#queueOf(item.token);
+      events.add(queue, `{"id":${JSON.stringify(item.id)}}`);
+      if (signals !== null) queues.add(queue);
     }
+    events.flush(this.#ctx.events, params.now);
     for (const queue of queues) signals?.push({ type: 'enqueued', queue, runAt: params.now });
     return out;
   }
@@ -251,15 +303,19 @@ export class Acks {
     }
     rows.sort((a, b) => a.seq - b.seq);
     const signals = this.#ctx.signals.active ? this.#ctx.signals : null;
-    return rows.map((row) => {
+    const events = new EventBatch('stalled');
+    const recovered = rows.map((row): RecoveredJob => {
       const queue = this.#ctx.queues.nameOf(row.queue);
       const id = publicId(row.key, row.seq);
       const state = row.state === STATE.failed ? 'failed' : 'waiting';
+      events.add(queue, `{"id":${idJson(row.key, row.seq)},"state":"${state}"}`);
       signals?.push(
         state === 'failed' ? { type: 'finished', queue, id, state } : { type: 'enqueued', queue, runAt: params.now },
       );
       return { id, queue, state };
     });
+    events.flush(this.#ctx.events, params.now);
+    return recovered;
   }
 
   /** Runs inside a write transaction. */
@@ -267,6 +323,13 @@ export class Acks {
     const job = this.#writable(params.queue, params.id, params.token);
     if (job.status !== 'applied') return job;
     this.#ctx.statements.get('UPDATE jobs SET progress = ? WHERE seq = ?').run(params.progress, job.seq);
+    // ProgressParams carries no `now`: the event is stamped with this process's clock.
+    this.#ctx.events.append(
+      Date.now(),
+      params.queue,
+      'progress',
+      `{"id":${JSON.stringify(params.id)},"progress":${JSON.stringify(params.progress)}}`,
+    );
     return APPLIED;
   }
 

@@ -4,6 +4,11 @@
  * Single-job operations locate the row first (by queue and public id) and then decide by
  * its state, all inside one write transaction, so the check and the write are atomic.
  * Bulk deletes are bounded by `limit` so one call never holds the write lock for long.
+ *
+ * Each operation that changed something appends one event: `retried`, `cancelled`,
+ * `promoted`, `removed` (clean and drain: with `count` and the first REMOVED_IDS_CAP ids),
+ * `paused`/`resumed` (only when the flag changed). removeJob, clean, drain and setPaused
+ * get no `now` from the contract, so their events are stamped with this process's clock.
  */
 import type {
   AdminOutcome,
@@ -15,6 +20,7 @@ import type {
 } from '../../store/contract.ts';
 import type { StatementSync } from 'node:sqlite';
 import { deleteLogs, type StoreContext } from './context.ts';
+import { idJson, REMOVED_IDS_CAP } from './events.ts';
 import type { JobLocator } from './lookup.ts';
 import { FIRST_FINISHED_CODE, STATE, stateName } from './rows.ts';
 
@@ -29,6 +35,13 @@ function invalid(state: number): AdminOutcome {
   return { status: 'invalid_state', state: stateName(state) };
 }
 
+type DeletedRow = [seq: number, key: string | null];
+
+/** One item per job, `{"id":…}`, for events that carry ids only. */
+function idItem(id: string): string {
+  return `{"id":${JSON.stringify(id)}}`;
+}
+
 export class Admin {
   readonly #ctx: StoreContext;
   readonly #locator: JobLocator;
@@ -38,8 +51,8 @@ export class Admin {
     this.#locator = locator;
   }
 
-  #sql(sql: string): StatementSync {
-    return this.#ctx.statements.get(sql);
+  #sql(sql: string, arrays = false): StatementSync {
+    return this.#ctx.statements.get(sql, arrays);
   }
 
   retryJob(params: RetryParams): AdminOutcome {
@@ -47,6 +60,7 @@ export class Admin {
     if (job === undefined) return NOT_FOUND;
     if (job.state < FIRST_FINISHED_CODE) return invalid(job.state);
     this.#sql(`UPDATE jobs SET ${RESET_TO_WAITING} WHERE seq = ?2`).run(params.now, job.seq);
+    this.#ctx.events.append(params.now, params.queue, 'retried', idItem(params.id));
     this.#enqueued(params.queue, params.now);
     return APPLIED;
   }
@@ -55,13 +69,17 @@ export class Admin {
     const queueId = this.#ctx.queues.idOf(params.queue);
     if (queueId === undefined || params.limit <= 0) return 0;
     const state = STATE[params.state ?? 'failed'];
-    const { changes } = this.#sql(
+    const rows = this.#sql(
       `UPDATE jobs SET ${RESET_TO_WAITING} WHERE seq IN (
-         SELECT seq FROM jobs WHERE queue = ?2 AND state >= 3 AND state = ?3 ORDER BY seq LIMIT ?4)`,
-    ).run(params.now, queueId, state, params.limit);
-    const moved = Number(changes);
-    if (moved > 0) this.#enqueued(params.queue, params.now);
-    return moved;
+         SELECT seq FROM jobs WHERE queue = ?2 AND state >= 3 AND state = ?3 ORDER BY seq LIMIT ?4)
+       RETURNING seq, key`,
+      true,
+    ).all(params.now, queueId, state, params.limit) as unknown as DeletedRow[];
+    if (rows.length === 0) return 0;
+    rows.sort((a, b) => a[0] - b[0]);
+    this.#ctx.events.append(params.now, params.queue, 'retried', rows.map(([seq, key]) => `{"id":${idJson(key, seq)}}`).join(','));
+    this.#enqueued(params.queue, params.now);
+    return rows.length;
   }
 
   cancelJob(params: RetryParams): AdminOutcome {
@@ -73,6 +91,9 @@ export class Admin {
       params.now,
       job.seq,
     );
+    // The revoked lease will never be acknowledged here: forget what its claim remembered.
+    if (job.lease_token !== null) this.#ctx.attempts.take(job.lease_token);
+    this.#ctx.events.append(params.now, params.queue, 'cancelled', idItem(params.id));
     if (this.#ctx.signals.active) {
       this.#ctx.signals.push({ type: 'finished', queue: params.queue, id: params.id, state: 'cancelled' });
     }
@@ -84,6 +105,7 @@ export class Admin {
     if (job === undefined) return NOT_FOUND;
     if (job.state !== STATE.delayed) return invalid(job.state);
     this.#sql(`UPDATE jobs SET state = ${STATE.waiting}, run_at = ?1 WHERE seq = ?2`).run(params.now, job.seq);
+    this.#ctx.events.append(params.now, params.queue, 'promoted', idItem(params.id));
     this.#enqueued(params.queue, params.now);
     return APPLIED;
   }
@@ -94,6 +116,7 @@ export class Admin {
     if (job.state === STATE.active) return invalid(job.state);
     this.#sql('DELETE FROM jobs WHERE seq = ?').run(job.seq);
     deleteLogs(this.#ctx, job.seq);
+    this.#ctx.events.append(Date.now(), params.queue, 'removed', idItem(params.id));
     return APPLIED;
   }
 
@@ -120,9 +143,10 @@ export class Admin {
            AND (?3 = 0 OR seq < coalesce(
              (SELECT seq FROM jobs WHERE queue = ?1 AND ${stateTerm} ORDER BY seq DESC LIMIT 1 OFFSET ?3 - 1), -1))
          ORDER BY seq LIMIT ?4)
-       RETURNING seq`,
-    ).all(queueId, params.olderThan ?? null, keep, params.limit) as Array<{ seq: number }>;
-    for (const row of rows) deleteLogs(this.#ctx, row.seq);
+       RETURNING seq, key`,
+      true,
+    ).all(queueId, params.olderThan ?? null, keep, params.limit) as unknown as DeletedRow[];
+    this.#removed(params.queue, rows);
     return rows.length;
   }
 
@@ -130,24 +154,39 @@ export class Admin {
     const queueId = this.#ctx.queues.idOf(params.queue);
     if (queueId === undefined || params.limit <= 0) return 0;
     // Waiting first (claim-index order), then delayed; never active.
-    let removed = this.#deleteState(queueId, STATE.waiting, params.limit);
-    if (params.includeDelayed && removed < params.limit) {
-      removed += this.#deleteState(queueId, STATE.delayed, params.limit - removed);
+    let rows = this.#deleteState(queueId, STATE.waiting, params.limit);
+    if (params.includeDelayed && rows.length < params.limit) {
+      const delayed = this.#deleteState(queueId, STATE.delayed, params.limit - rows.length);
+      rows = rows.length === 0 ? delayed : rows.concat(delayed);
     }
-    return removed;
+    this.#removed(params.queue, rows);
+    return rows.length;
   }
 
-  #deleteState(queueId: number, code: typeof STATE.waiting | typeof STATE.delayed, limit: number): number {
-    const rows = this.#sql(
-      `DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE queue = ?1 AND state = ${code} LIMIT ?2) RETURNING seq`,
-    ).all(queueId, limit) as Array<{ seq: number }>;
-    for (const row of rows) deleteLogs(this.#ctx, row.seq);
-    return rows.length;
+  #deleteState(queueId: number, code: typeof STATE.waiting | typeof STATE.delayed, limit: number): DeletedRow[] {
+    return this.#sql(
+      `DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE queue = ?1 AND state = ${code} LIMIT ?2) RETURNING seq, key`,
+      true,
+    ).all(queueId, limit) as unknown as DeletedRow[];
+  }
+
+  /** After a bulk delete: the rows' logs and high-water mark, and one `removed` event. */
+  #removed(queue: string, rows: DeletedRow[]): void {
+    if (rows.length === 0) return;
+    for (const row of rows) deleteLogs(this.#ctx, row[0]);
+    // RETURNING yields rows in no guaranteed order; list the oldest first.
+    rows.sort((a, b) => a[0] - b[0]);
+    const n = Math.min(rows.length, REMOVED_IDS_CAP);
+    const items = new Array<string>(n);
+    for (let i = 0; i < n; i++) items[i] = `{"id":${idJson(rows[i]![1], rows[i]![0])}}`;
+    this.#ctx.events.append(Date.now(), queue, 'removed', items.join(','), rows.length);
   }
 
   setPaused(queue: string, paused: boolean): void {
     const id = this.#ctx.queues.ensure(queue);
-    this.#sql('UPDATE queues SET paused = ? WHERE id = ?').run(paused ? 1 : 0, id);
+    const flag = paused ? 1 : 0;
+    const { changes } = this.#sql('UPDATE queues SET paused = ?1 WHERE id = ?2 AND paused <> ?1').run(flag, id);
+    if (Number(changes) > 0) this.#ctx.events.append(Date.now(), queue, paused ? 'paused' : 'resumed', '');
     if (this.#ctx.signals.active) this.#ctx.signals.push({ type: paused ? 'paused' : 'resumed', queue });
   }
 

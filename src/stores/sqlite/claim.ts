@@ -8,7 +8,9 @@
  *   2. promotes due delayed jobs of the remaining queues to waiting,
  *   3. takes the first `limit` waiting jobs in claim order with one
  *      UPDATE … WHERE seq IN (SELECT … LIMIT n) RETURNING, walking the jobs_claim index,
- *   4. when fewer than `limit` were found, reads the earliest delayed runAt (`nextRunAt`).
+ *   4. when fewer than `limit` were found, reads the earliest delayed runAt (`nextRunAt`),
+ *   5. appends one `active` event per queue, and remembers each lease's attempt and start
+ *      time for the acknowledgement's event (see AttemptStarts in events.ts).
  *
  * RETURNING yields rows in no guaranteed order, so they are sorted in JS afterwards.
  * Lease tokens are one random value per claim call plus the job's queue id and seq (see
@@ -20,6 +22,7 @@ import { randomBytes } from 'node:crypto';
 import type { StatementSync } from 'node:sqlite';
 import type { ClaimedJob, ClaimParams, ClaimResult } from '../../store/contract.ts';
 import { prepare, type StoreContext } from './context.ts';
+import { EventBatch, idJson } from './events.ts';
 import { COL, compareClaimOrder, JOB_COLUMNS, LEASE_TOKEN_SQL, toJobRecord, type JobRow } from './rows.ts';
 
 const CLAIM_ORDER = 'ORDER BY priority DESC, run_at, seq';
@@ -113,10 +116,19 @@ export class Claimer {
     ) as unknown as JobRow[];
     if (rows.length > 1) rows.sort(compareClaimOrder);
     const jobs = new Array<ClaimedJob>(rows.length);
+    const events = new EventBatch('active');
+    const { attempts } = this.#ctx;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
-      jobs[i] = toJobRecord(row, names.get(row[COL.queue])!) as ClaimedJob;
+      const queue = names.get(row[COL.queue])!;
+      jobs[i] = toJobRecord(row, queue) as ClaimedJob;
+      const attempt = row[COL.attemptsMade] + 1;
+      const due = row[COL.runAt] > row[COL.createdAt] ? row[COL.runAt] : row[COL.createdAt];
+      const waitMs = now > due ? now - due : 0;
+      attempts.remember(row[COL.leaseToken]!, { queue, attempt, startedAt: now });
+      events.add(queue, `{"id":${idJson(row[COL.key], row[COL.seq])},"attempt":${attempt},"waitMs":${waitMs}}`);
     }
+    events.flush(this.#ctx.events, now);
 
     // 4. Tell an under-filled worker how long it may sleep.
     let nextRunAt: number | null = null;

@@ -1,8 +1,9 @@
 /**
  * What every operation module of the SQLite store shares: the connection, the queue id
- * cache, the signal buffer, and a cache of prepared statements.
+ * cache, the signal buffer, the event log, and a cache of prepared statements.
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import type { AttemptStarts, EventLog } from './events.ts';
 import type { QueueRegistry } from './queues.ts';
 import type { Signals } from './signals.ts';
 
@@ -42,6 +43,10 @@ export interface StoreContext {
   readonly statements: StatementCache;
   readonly queues: QueueRegistry;
   readonly signals: Signals;
+  /** Every write appends its events here, in its own transaction. */
+  readonly events: EventLog;
+  /** Claim-time facts by lease token, for the items of acks (see AttemptStarts). */
+  readonly attempts: AttemptStarts;
 }
 
 /**

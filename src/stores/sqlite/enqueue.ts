@@ -13,10 +13,14 @@
  *
  * Jobs with a caller-chosen id are deduplicated one by one against live jobs, in list
  * order, so the first of two identical ids in one batch wins and the second sees it.
+ *
+ * Every call appends one `added` event per queue listing the jobs it created (duplicates
+ * are left out; a call that created nothing appends nothing).
  */
 import type { EnqueueResult, NewJob } from '../../store/contract.ts';
 import type { StatementSync } from 'node:sqlite';
 import { deleteLogs, type StoreContext } from './context.ts';
+import { EventBatch } from './events.ts';
 import { encodeOpts, FIRST_FINISHED_CODE, STATE } from './rows.ts';
 
 const COLUMNS = 'queue, name, data, opts, state, priority, max_attempts, run_at, created_at, lease_ms';
@@ -39,6 +43,11 @@ function rowValues(job: NewJob, queueId: number, now: number): Array<string | nu
     now,
     job.opts.leaseMs ?? null,
   ];
+}
+
+/** The JSON text of an `added` item; `nameJson` is the name already JSON-encoded. */
+function addedItem(idJson: string, nameJson: string, delayed: boolean): string {
+  return `{"id":${idJson},"name":${nameJson},"state":${delayed ? '"delayed"' : '"waiting"'}}`;
 }
 
 interface ExistingKey {
@@ -69,11 +78,14 @@ export class Enqueuer {
       const job = jobs[0]!;
       if (job.id === undefined) {
         const r = this.#insertOne.run(...rowValues(job, queues.ensure(job.queue), now));
-        results[0] = { status: 'created', id: String(r.lastInsertRowid) };
+        const id = String(r.lastInsertRowid);
+        results[0] = { status: 'created', id };
+        this.#ctx.events.append(now, job.queue, 'added', addedItem(`"${id}"`, JSON.stringify(job.name), job.runAt > now));
         if (this.#ctx.signals.active) this.#ctx.signals.push({ type: 'enqueued', queue: job.queue, runAt: job.runAt });
         return results;
       }
     }
+    const events = new EventBatch('added');
 
     // Runs of consecutive id-less jobs are bulk-inserted; a job with an id ends the run so
     // that seqs (the claim tie-breaker) follow list order.
@@ -84,22 +96,30 @@ export class Enqueuer {
         continue;
       }
       if (runStart >= 0) {
-        this.#insertRun(jobs, runStart, i, now, results);
+        this.#insertRun(jobs, runStart, i, now, results, events);
         runStart = -1;
       }
-      results[i] = this.#insertWithKey(jobs[i]!, now);
+      const job = jobs[i]!;
+      const result = this.#insertWithKey(job, now);
+      results[i] = result;
+      if (result.status === 'created') {
+        events.add(job.queue, addedItem(JSON.stringify(result.id), JSON.stringify(job.name), job.runAt > now));
+      }
     }
-    if (runStart >= 0) this.#insertRun(jobs, runStart, jobs.length, now, results);
+    if (runStart >= 0) this.#insertRun(jobs, runStart, jobs.length, now, results, events);
 
+    events.flush(this.#ctx.events, now);
     if (this.#ctx.signals.active) this.#signal(jobs, results);
     return results;
   }
 
-  #insertRun(jobs: readonly NewJob[], from: number, to: number, now: number, results: EnqueueResult[]): void {
+  #insertRun(jobs: readonly NewJob[], from: number, to: number, now: number, results: EnqueueResult[], events: EventBatch): void {
     const { queues } = this.#ctx;
     // Batches are usually for one queue: resolve its id once per run of equal names.
     let queueName: string | null = null;
     let queueId = 0;
+    let lastName: string | null = null;
+    let nameJson = '';
     let i = from;
     while (i < to) {
       const left = to - i;
@@ -126,7 +146,17 @@ export class Enqueuer {
       const r = this.#statementFor(n).run(...params);
       if (Number(r.changes) !== n) throw new Error(`multi-row insert wrote ${String(r.changes)} rows, expected ${n}`);
       const first = Number(r.lastInsertRowid) - n + 1;
-      for (let k = 0; k < n; k++) results[i + k] = { status: 'created', id: String(first + k) };
+      for (let k = 0; k < n; k++) {
+        const job = jobs[i + k]!;
+        const id = String(first + k);
+        results[i + k] = { status: 'created', id };
+        // Batches usually share one name: encode it once per run of equal names.
+        if (job.name !== lastName) {
+          lastName = job.name;
+          nameJson = JSON.stringify(lastName);
+        }
+        events.add(job.queue, addedItem(`"${id}"`, nameJson, job.runAt > now));
+      }
       i += n;
     }
   }

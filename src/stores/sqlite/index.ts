@@ -39,7 +39,7 @@ import type {
   StoreCapability,
   StoreSignal,
 } from '../../store/contract.ts';
-import type { ApiKeyRecord, WorkerInfo } from '../../store/contract.ts';
+import type { ApiKeyRecord, ReadEventsParams, StoredEvent, WorkerInfo } from '../../store/contract.ts';
 import { Acks } from './acks.ts';
 import { Admin } from './admin.ts';
 import { Checkpointer, type CheckpointStats } from './checkpointer.ts';
@@ -47,6 +47,7 @@ import { Claimer } from './claim.ts';
 import { closedError, isMemoryPath, openDatabase, TransactionRunner, type ConnectionOptions } from './connection.ts';
 import { StatementCache, type StoreContext } from './context.ts';
 import { Enqueuer } from './enqueue.ts';
+import { AttemptStarts, EventLog } from './events.ts';
 import { JobLocator } from './lookup.ts';
 import { migrate } from './migrations.ts';
 import { QueueRegistry } from './queues.ts';
@@ -75,6 +76,7 @@ export class SqliteStore implements Store {
   readonly #admin: Admin;
   readonly #reader: Reader;
   readonly #registry: Registry;
+  readonly #events: EventLog;
   readonly #ping: StatementSync;
   readonly #queues: QueueRegistry;
   /** File stores: checkpoints off the event loop (null: SQLite's automatic checkpoints). */
@@ -104,7 +106,15 @@ export class SqliteStore implements Store {
     const queues = new QueueRegistry(db);
     this.#queues = queues;
     this.#signals = new Signals(memory ? null : options.path, memory ? null : db.prepare('PRAGMA data_version'));
-    const ctx: StoreContext = { db, statements: new StatementCache(db), queues, signals: this.#signals };
+    this.#events = new EventLog(db);
+    const ctx: StoreContext = {
+      db,
+      statements: new StatementCache(db),
+      queues,
+      signals: this.#signals,
+      events: this.#events,
+      attempts: new AttemptStarts(),
+    };
     const checkpointer = this.#checkpointer;
     this.#runner = new TransactionRunner(
       db,
@@ -134,11 +144,7 @@ export class SqliteStore implements Store {
       this.#runner.assertOpen();
       return [];
     }
-    const only = params.jobs.length === 1 ? params.jobs[0]! : undefined;
-    if (only !== undefined && only.id === undefined && this.#queues.idOf(only.queue) !== undefined) {
-      // A lone add of a known queue is one INSERT: no transaction statements needed.
-      return this.#runner.writeOneStatement('enqueueMany', () => this.#enqueuer.enqueue(params.jobs, params.now));
-    }
+    // Even a lone add is two statements (the job and its `added` event), so one transaction.
     return this.#runner.write('enqueueMany', () => this.#enqueuer.enqueue(params.jobs, params.now));
   }
 
@@ -260,6 +266,20 @@ export class SqliteStore implements Store {
 
   drain(params: DrainParams): number | Promise<number> {
     return this.#runner.write('drain', () => this.#admin.drain(params));
+  }
+
+  // ------------------------------------------------------------------ event log
+
+  readEvents(params: ReadEventsParams): readonly StoredEvent[] | Promise<readonly StoredEvent[]> {
+    return this.#runner.read('readEvents', () => this.#events.read(params));
+  }
+
+  lastEventSeq(): number | Promise<number> {
+    return this.#runner.read('lastEventSeq', () => this.#events.lastSeq());
+  }
+
+  pruneEvents(params: { readonly before: number; readonly limit: number }): number | Promise<number> {
+    return this.#runner.write('pruneEvents', () => this.#events.prune(params.before, params.limit));
   }
 
   // ------------------------------------------------- API keys and worker registry

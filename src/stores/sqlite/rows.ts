@@ -72,13 +72,19 @@ export function publicId(key: string | null, seq: number): string {
 export const LEASE_TOKEN_SQL = "?2 || '.' || queue || '.' || seq";
 
 export function leaseRef(token: string): { readonly queue: number; readonly seq: number } {
+  const ref = parseLeaseToken(token);
+  if (ref === null) throw new Error(`malformed lease token in the database: ${token}`);
+  return ref;
+}
+
+/** leaseRef for a token from a caller, which may be anything: null when it is not one of ours. */
+export function parseLeaseToken(token: string): { readonly queue: number; readonly seq: number } | null {
   const b = token.lastIndexOf('.');
-  const a = token.lastIndexOf('.', b - 1);
+  const a = b <= 0 ? -1 : token.lastIndexOf('.', b - 1);
+  if (a < 0) return null;
   const queue = Number(token.slice(a + 1, b));
   const seq = Number(token.slice(b + 1));
-  if (a < 0 || !Number.isSafeInteger(queue) || !Number.isSafeInteger(seq)) {
-    throw new Error(`malformed lease token in the database: ${token}`);
-  }
+  if (!Number.isSafeInteger(queue) || !Number.isSafeInteger(seq)) return null;
   return { queue, seq };
 }
 

@@ -1,0 +1,184 @@
+/**
+ * The event log of the SQLite store: appending (inside the write transactions of the
+ * operation modules), reading, pruning.
+ *
+ * Cost is what matters here, because every claim and acknowledgement appends: one
+ * operation appends one row per queue and type (a 100-job claim is one row with 100
+ * items), with one cached INSERT. Items are written as JSON text by concatenation, not
+ * by building objects and serialising them: the keys are fixed and every value is either
+ * a number, a generated id (digits), a state name, or a string passed through
+ * `JSON.stringify` (caller-chosen ids, names, messages, progress).
+ *
+ * seq is the table's rowid, without AUTOINCREMENT: a new row gets the largest seq + 1.
+ * Appends are serialised by the write lock, so seq is consecutive in commit order, and a
+ * rolled-back append leaves no trace. Pruning therefore always keeps the newest row (were
+ * the table emptied, seq would start again from 1; see migrations.ts version 2).
+ */
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import type { EventItem, EventType, ReadEventsParams, StoredEvent } from '../../store/contract.ts';
+
+/** `clean` and `drain` list at most this many ids in their `removed` event (and the full `count`). */
+export const REMOVED_IDS_CAP = 1000;
+
+/** JSON text of a job's public id: a generated id is digits and needs no escaping. */
+export function idJson(key: string | null, seq: number): string {
+  return key === null ? `"${seq}"` : JSON.stringify(key);
+}
+
+/**
+ * Items of one operation, grouped by queue, appended as one event per queue by `flush`.
+ * The first queue is kept in fields: almost every operation touches one queue only.
+ */
+export class EventBatch {
+  readonly #type: EventType;
+  #queue: string | null = null;
+  #items = '';
+  #others: Map<string, string> | null = null;
+
+  constructor(type: EventType) {
+    this.#type = type;
+  }
+
+  /** @param item one item's JSON text */
+  add(queue: string, item: string): void {
+    if (queue === this.#queue) {
+      this.#items += ',' + item;
+    } else if (this.#queue === null) {
+      this.#queue = queue;
+      this.#items = item;
+    } else {
+      this.#others ??= new Map();
+      const other = this.#others.get(queue);
+      this.#others.set(queue, other === undefined ? item : other + ',' + item);
+    }
+  }
+
+  get empty(): boolean {
+    return this.#queue === null;
+  }
+
+  /** Appends one event per queue (nothing if no item was added). In the operation's transaction. */
+  flush(log: EventLog, at: number): void {
+    if (this.#queue === null) return;
+    log.append(at, this.#queue, this.#type, this.#items);
+    if (this.#others !== null) for (const [queue, items] of this.#others) log.append(at, queue, this.#type, items);
+  }
+}
+
+/** Claim-time facts of one attempt, for the items of its completion or failure. */
+export interface AttemptStart {
+  readonly queue: string;
+  /** 1-based. */
+  readonly attempt: number;
+  readonly startedAt: number;
+}
+
+/**
+ * What this store's claims handed out, by lease token, so that a completion or failure
+ * can write its `attempt` and `durationMs` without reading the job row again (that read
+ * measured as much as the acknowledgement's own UPDATE). Sound because of fencing: an ack
+ * applies only while the job still holds the token, and while it does, its attempt count
+ * and start time are the ones the claim wrote. Acks of tokens this store did not hand out
+ * (another process claimed, or the entry was evicted) read the row instead.
+ *
+ * Tokens whose jobs are never acknowledged here (recovered, cancelled, acknowledged by
+ * another process) are evicted oldest first once the map holds MAX_ENTRIES.
+ */
+export class AttemptStarts {
+  static readonly MAX_ENTRIES = 20_000;
+  readonly #byToken = new Map<string, AttemptStart>();
+
+  remember(token: string, start: AttemptStart): void {
+    const map = this.#byToken;
+    map.set(token, start);
+    if (map.size > AttemptStarts.MAX_ENTRIES) map.delete(map.keys().next().value!);
+  }
+
+  /** The entry for this token, removed (an ack ends the attempt whether it applies or is stale). */
+  take(token: string): AttemptStart | undefined {
+    const start = this.#byToken.get(token);
+    if (start !== undefined) this.#byToken.delete(token);
+    return start;
+  }
+
+  get size(): number {
+    return this.#byToken.size;
+  }
+}
+
+type EventRow = [seq: number, at: number, queue: string, type: EventType, jobs: string, count: number | null];
+
+export class EventLog {
+  readonly #db: DatabaseSync;
+  readonly #insert: StatementSync;
+  #read: StatementSync | undefined;
+  #last: StatementSync | undefined;
+  #oldest: StatementSync | undefined;
+  #deleteUpTo: StatementSync | undefined;
+
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+    this.#insert = db.prepare('INSERT INTO events (at, queue, type, jobs, count) VALUES (?, ?, ?, ?, ?)');
+  }
+
+  /**
+   * Appends one event. Only inside a write transaction, together with the change it describes.
+   * @param items the items' JSON texts joined by commas (no brackets); '' for none
+   */
+  append(at: number, queue: string, type: EventType, items: string, count: number | null = null): void {
+    this.#insert.run(at, queue, type, `[${items}]`, count);
+  }
+
+  read(params: ReadEventsParams): StoredEvent[] {
+    const limit = Math.floor(params.limit);
+    if (!(limit > 0)) return [];
+    if (this.#read === undefined) {
+      this.#read = this.#db.prepare('SELECT seq, at, queue, type, jobs, count FROM events WHERE seq > ? ORDER BY seq LIMIT ?');
+      this.#read.setReturnArrays(true);
+    }
+    const rows = this.#read.all(params.after, limit) as unknown as EventRow[];
+    const out = new Array<StoredEvent>(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const [seq, at, queue, type, jobs, count] = rows[i]!;
+      const items = JSON.parse(jobs) as EventItem[];
+      out[i] = count === null ? { seq, at, queue, type, jobs: items } : { seq, at, queue, type, jobs: items, count };
+    }
+    return out;
+  }
+
+  lastSeq(): number {
+    this.#last ??= this.#db.prepare('SELECT max(seq) AS m FROM events');
+    return (this.#last.get() as { m: number | null }).m ?? 0;
+  }
+
+  /**
+   * Deletes the oldest events while they were appended before `before`, at most `limit`,
+   * never the newest. It walks from the oldest and stops at the first event that is not
+   * older than `before`: events are appended in time order (one source of time per
+   * operation, through the write lock), so that is every event before `before` short of
+   * clock skew between processes, and it costs O(limit) rows however long the log is,
+   * where a filter on `at` would scan the whole table (there is no index on `at`: it
+   * would cost every append). Runs inside a write transaction.
+   */
+  prune(before: number, limit: number): number {
+    const max = Math.floor(limit);
+    if (!(max > 0)) return 0;
+    const newest = this.lastSeq();
+    if (newest === 0) return 0;
+    if (this.#oldest === undefined) {
+      this.#oldest = this.#db.prepare('SELECT seq, at FROM events WHERE seq < ? ORDER BY seq LIMIT ?');
+      this.#oldest.setReturnArrays(true);
+    }
+    const rows = this.#oldest.all(newest, max) as unknown as Array<[seq: number, at: number]>;
+    let upTo = -1;
+    let n = 0;
+    for (const [seq, at] of rows) {
+      if (!(at < before)) break;
+      upTo = seq;
+      n++;
+    }
+    if (n === 0) return 0;
+    this.#deleteUpTo ??= this.#db.prepare('DELETE FROM events WHERE seq <= ?');
+    return Number(this.#deleteUpTo.run(upTo).changes);
+  }
+}
