@@ -9,6 +9,7 @@
  * so acknowledging them costs no extra read; a job claimed through another server is read
  * once from the store.
  */
+import { randomUUID } from 'node:crypto';
 import { ConveyorError, ValidationError } from '../errors.ts';
 import type { AttemptError, JobRecord, RetentionOption } from '../job.ts';
 import { checkInteger, checkQueueName, serializeJson } from '../options.ts';
@@ -20,6 +21,43 @@ const REMEMBERED_MAX = 100_000;
 /** Longest long-poll a claim may ask for. */
 export const MAX_CLAIM_WAIT_MS = 60_000;
 export const MAX_CLAIM_LIMIT = 1000;
+/** Longest wake-up wait (`waitForWork`). */
+export const MAX_WORK_WAIT_MS = 60_000;
+/** Work signals remembered for cursors (see waitForWork); an older cursor is answered `ready`. */
+const RECENT_SIGNALS_MAX = 1024;
+
+/** A store signal that may make jobs claimable, numbered in the order this process received it. */
+interface WorkSignal {
+  readonly seq: number;
+  /** null: `changed` (another process wrote; which queue is unknown). */
+  readonly queue: string | null;
+  /** When the signalled job is due (epoch ms). */
+  readonly runAt: number;
+}
+
+export interface WorkWait {
+  readonly queues: readonly string[];
+  /** The cursor of the previous answer. Absent: answer at once with a cursor to start from. */
+  readonly cursor?: string;
+  /** Wait up to this long for a signal; 0 answers at once. */
+  readonly waitMs: number;
+  /** Aborted when the client goes away: stop waiting. */
+  readonly signal?: AbortSignal;
+}
+
+export interface WorkWaitResult {
+  /**
+   * Since the cursor, a job was added to (or came back to) one of the queues, one of them
+   * was resumed, or another process wrote something (a hint: claim to find out).
+   */
+  readonly ready: boolean;
+  /** Send it with the next wait, so signals between two waits are not missed. */
+  readonly cursor: string;
+  /** With `ready`: the queue signalled first due, or null when unspecific (`changed`). */
+  readonly queue?: string | null;
+  /** With `ready`: milliseconds until the earliest signalled job is due (0: now). */
+  readonly delayMs?: number;
+}
 
 interface Remembered {
   readonly queue: string;
@@ -68,6 +106,13 @@ export class LeaseService {
   readonly #retention: RetentionHook | undefined;
   readonly #remembered = new Map<string, Remembered>();
   readonly #waiters = new Set<{ queues: readonly string[]; wake: () => void }>();
+  /** Wake-up waits (waitForWork), woken by work signals. */
+  readonly #workWaiters = new Set<{ readonly queues: readonly string[]; readonly wake: () => void }>();
+  /** Cursors name this instance, so a cursor from another server (or before a restart) is never misread. */
+  readonly #epoch = randomUUID().slice(0, 8);
+  #workSeq = 0;
+  /** The last RECENT_SIGNALS_MAX work signals, oldest first. */
+  #recent: WorkSignal[] = [];
   #unsubscribe: (() => void) | undefined;
   /** Epoch ms of the last claim that returned jobs, for health. */
   lastClaimAt: number | null = null;
@@ -82,10 +127,19 @@ export class LeaseService {
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
     for (const w of this.#waiters) w.wake();
+    for (const w of this.#workWaiters) w.wake();
   }
 
   /** Claims up to `limit` jobs; with none ready, waits for one up to `waitMs`. */
   async claim(params: RemoteClaim): Promise<readonly ClaimedJob[]> {
+    return (await this.claimBatch(params)).jobs;
+  }
+
+  /**
+   * `claim`, also answering `nextRunAt`: with fewer jobs than `limit`, the earliest due time
+   * of a delayed job in these queues (else null), so a remote worker can sleep until then.
+   */
+  async claimBatch(params: RemoteClaim): Promise<{ readonly jobs: readonly ClaimedJob[]; readonly nextRunAt: number | null }> {
     if (params.queues.length === 0) throw new ValidationError('INVALID_ARGUMENT', 'queues must name at least one queue');
     for (const q of params.queues) checkQueueName(q);
     checkInteger(params.limit, 'limit', 1, MAX_CLAIM_LIMIT);
@@ -101,17 +155,86 @@ export class LeaseService {
         if (result.jobs.length > 0) {
           this.lastClaimAt = now;
           for (const job of result.jobs) this.#remember(job);
-          return result.jobs;
+          return result;
         }
         const left = deadline - Date.now();
-        if (left <= 0 || params.signal?.aborted) return [];
+        if (left <= 0 || params.signal?.aborted) return { jobs: [], nextRunAt: result.nextRunAt };
         const until = result.nextRunAt === null ? left : Math.min(left, Math.max(0, result.nextRunAt - Date.now()));
         await waiter.wait(until, params.signal);
-        if (params.signal?.aborted) return [];
+        if (params.signal?.aborted) return { jobs: [], nextRunAt: result.nextRunAt };
       } finally {
         waiter.dispose();
       }
     }
+  }
+
+  /**
+   * Waits for work without touching the store: answers `ready` as soon as a store signal
+   * says jobs may be claimable in one of `queues` (a job added, retried, recovered or
+   * released there, the queue resumed, or `changed`: another process wrote), else
+   * `ready: false` after `waitMs`. A remote worker alternates these waits with claims, so
+   * an idle one costs one request per `waitMs` and no store statement at all.
+   *
+   * The cursor closes the gap between two waits: every work signal this instance receives
+   * is numbered, and a wait with the previous answer's cursor is answered at once when a
+   * matching signal arrived in between. Without a cursor the answer is immediate (not
+   * ready) and carries the first one; a cursor of another server instance (behind a load
+   * balancer, or from before a restart) cannot be resolved and just waits from now, so
+   * clients start afresh (and claim once) after reconnecting.
+   */
+  async waitForWork(params: WorkWait): Promise<WorkWaitResult> {
+    if (params.queues.length === 0) throw new ValidationError('INVALID_ARGUMENT', 'queues must name at least one queue');
+    for (const q of params.queues) checkQueueName(q);
+    checkInteger(params.waitMs, 'waitMs', 0, MAX_WORK_WAIT_MS);
+    this.#unsubscribe ??= this.#store.subscribe((s) => this.#onSignal(s));
+    if (params.cursor === undefined) return { ready: false, cursor: this.#cursor() };
+    const since = this.#parseCursor(params.cursor);
+    // Ours: catch up on what arrived since. Not ours: nothing to catch up from; wait from now.
+    const from = since ?? this.#workSeq;
+    const now = this.#pending(params.queues, from);
+    if (now !== null) return now;
+    if (params.waitMs === 0 || params.signal?.aborted) return { ready: false, cursor: this.#cursor() };
+    return new Promise<WorkWaitResult>((resolve) => {
+      const finish = (): void => {
+        clearTimeout(timer);
+        params.signal?.removeEventListener('abort', finish);
+        this.#workWaiters.delete(entry);
+        resolve(this.#pending(params.queues, from) ?? { ready: false, cursor: this.#cursor() });
+      };
+      const entry = { queues: params.queues, wake: finish };
+      const timer = setTimeout(finish, params.waitMs);
+      params.signal?.addEventListener('abort', finish, { once: true });
+      this.#workWaiters.add(entry);
+    });
+  }
+
+  #cursor(): string {
+    return `${this.#epoch}.${this.#workSeq}`;
+  }
+
+  /** The seq of a cursor this instance issued, or null for anything else. */
+  #parseCursor(cursor: string): number | null {
+    const dot = cursor.indexOf('.');
+    if (dot < 0 || cursor.slice(0, dot) !== this.#epoch) return null;
+    const seq = Number(cursor.slice(dot + 1));
+    return Number.isSafeInteger(seq) && seq >= 0 && seq <= this.#workSeq ? seq : null;
+  }
+
+  /** The ready answer for work signals after `since` in these queues, or null when there are none. */
+  #pending(queues: readonly string[], since: number): WorkWaitResult | null {
+    if (since >= this.#workSeq) return null;
+    const recent = this.#recent;
+    const cursor = this.#cursor();
+    // Signals after `since` fell out of the window: something happened; claim to find out.
+    if (recent.length === 0 || recent[0]!.seq > since + 1) return { ready: true, cursor, queue: null, delayMs: 0 };
+    let first: WorkSignal | null = null;
+    for (let i = recent.length - 1; i >= 0 && recent[i]!.seq > since; i--) {
+      const s = recent[i]!;
+      if (s.queue !== null && !queues.includes(s.queue)) continue;
+      if (first === null || s.runAt <= first.runAt) first = s;
+    }
+    if (first === null) return null;
+    return { ready: true, cursor, queue: first.queue, delayMs: Math.max(0, first.runAt - Date.now()) };
   }
 
   async complete(items: readonly RemoteComplete[]): Promise<readonly LeaseOutcome[]> {
@@ -248,6 +371,17 @@ export class LeaseService {
   #onSignal(signal: StoreSignal): void {
     for (const w of this.#waiters) {
       if (signal.type === 'changed' || ((signal.type === 'enqueued' || signal.type === 'resumed') && w.queues.includes(signal.queue))) w.wake();
+    }
+    if (signal.type !== 'enqueued' && signal.type !== 'resumed' && signal.type !== 'changed') return;
+    const work: WorkSignal = {
+      seq: ++this.#workSeq,
+      queue: signal.type === 'changed' ? null : signal.queue,
+      runAt: signal.type === 'enqueued' ? signal.runAt : Date.now(),
+    };
+    this.#recent.push(work);
+    if (this.#recent.length > RECENT_SIGNALS_MAX * 2) this.#recent = this.#recent.slice(-RECENT_SIGNALS_MAX);
+    for (const w of this.#workWaiters) {
+      if (work.queue === null || w.queues.includes(work.queue)) w.wake();
     }
   }
 }

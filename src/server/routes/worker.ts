@@ -5,7 +5,7 @@
  * a 409 `LEASE_LOST` for single-job calls and `{ status: 'stale' }` per item in batches.
  */
 import type { FastifyInstance } from 'fastify';
-import { expectLease, MAX_CLAIM_LIMIT, MAX_CLAIM_WAIT_MS, type RemoteComplete, type RemoteFail } from '../../engine/lease-service.ts';
+import { expectLease, MAX_CLAIM_LIMIT, MAX_CLAIM_WAIT_MS, MAX_WORK_WAIT_MS, type RemoteComplete, type RemoteFail } from '../../engine/lease-service.ts';
 import { checkQueueName, serializeJson } from '../../options.ts';
 import type { ServerContext } from '../server.ts';
 import { claimedView, errorSchema, jobParams, leaseRefSchema, outcomes } from '../views.ts';
@@ -72,7 +72,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
       const onClose = () => aborter.abort();
       request.raw.socket?.once('close', onClose);
       try {
-        const jobs = await leases.claim({
+        const { jobs, nextRunAt } = await leases.claimBatch({
           queues: b.queues,
           limit: b.limit ?? 1,
           leaseMs: b.leaseMs ?? DEFAULT_LEASE_MS,
@@ -83,9 +83,47 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
         if (aborter.signal.aborted && jobs.length > 0) {
           // The client left while we waited: give the jobs back at once rather than after the lease.
           await leases.release(jobs.map((j) => ({ id: j.id, token: j.lease.token })));
-          return { jobs: [] };
+          return { jobs: [], nextRunAt: null };
         }
-        return { jobs: jobs.map(claimedView) };
+        // nextRunAt: with fewer jobs than `limit`, when the next delayed job of these queues is due.
+        return { jobs: jobs.map(claimedView), nextRunAt };
+      } finally {
+        request.raw.socket?.off('close', onClose);
+      }
+    },
+  );
+
+  // Wake-ups without polling: answers as soon as a store signal says one of the queues may
+  // have claimable jobs, touching no store (see LeaseService.waitForWork). A remote worker
+  // keeps one of these open while idle and claims (waitMs 0) when it answers `ready`.
+  app.post<{ Body: { queues: string[]; waitMs?: number; cursor?: string } }>(
+    '/api/v1/wait',
+    {
+      config: { scope: 'consume' },
+      schema: {
+        tags: ['workers'],
+        summary: 'Wait until jobs may be claimable in one of the queues',
+        description:
+          'Answers `{ ready: true, queue, delayMs, cursor }` once a job was added to (or came back to) one of the queues, one was resumed, or another process wrote (`queue: null`); `delayMs` > 0 means the earliest such job is due later. Else `{ ready: false, cursor }` after `waitMs`. Send the previous answer\'s `cursor` with the next wait so nothing signalled in between is missed; without one the answer is immediate. Then claim with `waitMs: 0`.',
+        body: {
+          type: 'object',
+          properties: {
+            queues: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 200 }, minItems: 1, maxItems: 100 },
+            waitMs: { type: 'integer', minimum: 0, maximum: MAX_WORK_WAIT_MS },
+            cursor: { type: 'string', minLength: 1, maxLength: 100 },
+          },
+          required: ['queues'],
+          additionalProperties: false,
+        },
+      },
+    },
+    async (request) => {
+      const b = request.body;
+      const aborter = new AbortController();
+      const onClose = () => aborter.abort();
+      request.raw.socket?.once('close', onClose);
+      try {
+        return await leases.waitForWork({ queues: b.queues, waitMs: b.waitMs ?? 30_000, signal: aborter.signal, ...(b.cursor === undefined ? {} : { cursor: b.cursor }) });
       } finally {
         request.raw.socket?.off('close', onClose);
       }
