@@ -6,6 +6,7 @@ export { Conveyor, type ConveyorOptions } from './engine/conveyor.ts';
 export { Queue, type QueueOptions, type BulkJob, type GetJobsOptions, type CleanOptions } from './engine/queue.ts';
 export { Worker, type WorkerOptions, type Handler, type JobContext, type WorkerEvents, type WorkerStats } from './engine/worker.ts';
 export { Job } from './engine/job.ts';
+export { RemoteConveyor, RemoteQueue, type ConnectOptions } from './client/remote.ts';
 export type { BackoffStrategy } from './engine/retry-policy.ts';
 export type { JobOptions } from './options.ts';
 export { PRIORITY_MIN, PRIORITY_MAX, DEFAULT_MAX_PAYLOAD_BYTES } from './options.ts';

@@ -10,6 +10,7 @@ import { openStore } from '../store/open.ts';
 import { EnqueueBatcher } from './enqueue-batcher.ts';
 import { Queue, type QueueOptions } from './queue.ts';
 import { Worker, type Handler, type WorkerOptions } from './worker.ts';
+import { RemoteConveyor, type ConnectOptions } from '../client/remote.ts';
 
 export interface ConveyorOptions {
   /** Where jobs live. Default: `CONVEYOR_URL`, else the embedded SQLite file `.conveyor/conveyor.db`. */
@@ -69,6 +70,16 @@ export class Conveyor {
       throw err;
     }
     return new Conveyor(store, maxPayloadBytes);
+  }
+
+  /**
+   * Connects to a conveyor server (`conveyor serve`) instead of opening a store: workers
+   * (`.worker(...)`, unchanged) claim and acknowledge over HTTP, `.queue(name).add/addBulk`
+   * go through the producer endpoints, and no database credentials are needed. See
+   * docs/guide.md, "Workers over HTTP".
+   */
+  static connect(options: ConnectOptions): Promise<RemoteConveyor> {
+    return RemoteConveyor.connect(options);
   }
 
   /** The queue with this name (one object per name and Conveyor). */
