@@ -1,90 +1,99 @@
 #!/usr/bin/env node
 /**
- * The `conveyor` command. This first version covers what the foundation needs: migrating a
- * store and looking at queues. `serve`, `worker`, `add`, `jobs`, `keys` and `bench` arrive with
- * the CLI issue, built on a full argument parser; until then, unknown commands exit 2.
+ * The `conveyor` command: program setup and exit codes. Each command group lives in its own
+ * module under src/cli/commands/; configuration precedence (flags, then environment, then
+ * defaults) is src/cli/config.ts. Parsing is commander's; its errors are usage errors.
  *
- * Exit codes: 0 ok, 1 error, 2 usage.
+ * Exit codes: 0 ok, 1 error, 2 usage (see src/cli/errors.ts and docs/cli.md).
  */
-import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { Conveyor } from '../engine/conveyor.ts';
-import { isConveyorError } from '../errors.ts';
-import { DEFAULT_STORE_URL, redactUrl } from '../store/open.ts';
+import { Command, CommanderError } from 'commander';
+import { VERSION } from '../version.ts';
+import { registerAdd } from './commands/add.ts';
+import { registerConfig } from './commands/config.ts';
+import { registerJobs } from './commands/jobs.ts';
+import { registerKeys } from './commands/keys.ts';
+import { registerLater } from './commands/later.ts';
+import { registerMigrate } from './commands/migrate.ts';
+import { registerQueues } from './commands/queues.ts';
+import { registerServe } from './commands/serve.ts';
+import { EXIT_OK, EXIT_USAGE, errorContext, exitCodeFor, formatError } from './errors.ts';
+import { commandPath } from './shared.ts';
 
-const HELP = `conveyor — background jobs for Node.js
+const FOOTER = `
+Configuration (every command): flags first, then the environment, then defaults.
+  store URL   --url, $CONVEYOR_URL, then $DATABASE_URL, else sqlite://.conveyor/conveyor.db
+  server      --host / --port, $CONVEYOR_HOST / $CONVEYOR_PORT, else 127.0.0.1:8080
+  'conveyor config' shows the values in use and where each came from.
 
-Usage:
-  conveyor migrate [--url URL]       create or upgrade the store's schema
-  conveyor queues  [--url URL] [--json]
-                                     list queues with job counts by state
-  conveyor --version | --help
-
-Options:
-  --url URL   store URL (default: $CONVEYOR_URL, else ${DEFAULT_STORE_URL})
-  --json      machine-readable output
+Exit codes: 0 ok, 1 error, 2 usage (unknown command or flag, missing argument, bad value).
+Run 'conveyor <command> --help' for a command's flags and examples. Docs: docs/cli.md.
 
 Examples:
   conveyor migrate --url sqlite:///var/lib/app/jobs.db
-  CONVEYOR_URL=sqlite://jobs.db conveyor queues --json
-
-Exit codes: 0 ok, 1 error, 2 usage.
+  conveyor serve --port 8080
+  conveyor add email welcome --data '{"to":"ada@example.com"}' --attempts 3
+  conveyor jobs ls email --state failed
+  conveyor keys create --name deploy --scopes produce
 `;
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(path.join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
-  return pkg.version;
+function visit(cmd: Command, fn: (c: Command) => void): void {
+  fn(cmd);
+  for (const c of cmd.commands) visit(c, fn);
 }
 
-function usage(message: string): never {
-  process.stderr.write(`conveyor: ${message}\nRun 'conveyor --help' for usage.\n`);
-  process.exit(2);
+function buildProgram(): Command {
+  const program = new Command('conveyor');
+  program
+    .description('conveyor: background jobs for Node.js. Operate a store (SQLite or PostgreSQL), run the HTTP server, manage API keys.')
+    .version(VERSION, '-v, --version', 'print the version')
+    .helpOption('-h, --help', 'show help with examples')
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`conveyor: ${text.replace(/^error: /, '')}`) })
+    .showSuggestionAfterError(true);
+  registerServe(program);
+  registerMigrate(program);
+  registerQueues(program);
+  registerJobs(program);
+  registerAdd(program);
+  registerKeys(program);
+  registerConfig(program);
+  registerLater(program);
+  program.addHelpText('after', FOOTER);
+  visit(program, (cmd) => {
+    cmd.showHelpAfterError(`Run '${commandPath(cmd)} --help' for usage and examples.`);
+  });
+  program.hook('preAction', (_program, action) => {
+    errorContext.command = commandPath(action);
+  });
+  return program;
 }
 
-async function main(argv: string[]): Promise<void> {
-  let parsed;
+function printError(err: unknown): void {
+  process.stderr.write(`conveyor: ${formatError(err, errorContext).join('\n  ')}\n`);
+  if (process.env.CONVEYOR_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+}
+
+/** Runs the command line; resolves with the exit code (a running `serve` resolves once it has started). */
+async function run(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  if (argv.length === 0) {
+    program.outputHelp();
+    return EXIT_OK;
+  }
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { url: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
-    });
+    await program.parseAsync([...argv], { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
   } catch (err) {
-    usage((err as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (values.version) return void process.stdout.write(`${version()}\n`);
-  const command = positionals[0];
-  if (values.help || command === undefined || command === 'help') return void process.stdout.write(HELP);
-  if (positionals.length > 1) usage(`unexpected argument '${positionals[1]}'`);
-  const url = values.url ?? process.env.CONVEYOR_URL ?? DEFAULT_STORE_URL;
-  switch (command) {
-    case 'migrate': {
-      const cv = await Conveyor.open({ url });
-      await cv.close();
-      process.stdout.write(values.json ? `${JSON.stringify({ ok: true, url: redactUrl(url) })}\n` : `migrated ${redactUrl(url)}\n`);
-      return;
+    if (err instanceof CommanderError) {
+      // Help or version asked for (commander's exit code 0): 0. Everything else commander
+      // rejects (unknown command or option, missing argument or subcommand, a value its
+      // parser refused) is a usage error, already printed with a hint: 2.
+      return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
-    case 'queues': {
-      const cv = await Conveyor.open({ url });
-      const queues = await cv.store.listQueues();
-      await cv.close();
-      if (values.json) return void process.stdout.write(`${JSON.stringify(queues)}\n`);
-      if (queues.length === 0) return void process.stdout.write('no queues yet\n');
-      const rows = queues.map((q) => [q.name + (q.paused ? ' (paused)' : ''), ...Object.values(q.counts).map(String)]);
-      const header = ['queue', 'waiting', 'delayed', 'active', 'completed', 'failed', 'cancelled'];
-      const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-      for (const r of [header, ...rows]) process.stdout.write(`${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')}\n`);
-      return;
-    }
-    default:
-      usage(`unknown command '${command}'`);
+    printError(err);
+    return exitCodeFor(err);
   }
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  const message = isConveyorError(err) ? `${err.code}: ${err.message}` : String(err);
-  process.stderr.write(`conveyor: ${message}\n`);
-  process.exit(1);
-});
+const code = await run(process.argv.slice(2));
+process.exitCode = code;
