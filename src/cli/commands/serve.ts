@@ -76,19 +76,19 @@ export function registerServe(program: Command): void {
       openapi: `${server.url}/api/v1/openapi.json`,
       metrics: `${server.url}/metrics`,
       health: `${server.url}/health/ready`,
+      // Printed once the server has a dashboard (another module's work in progress).
+      dashboard: server.app.hasRoute({ method: 'GET', url: '/dashboard' }) ? `${server.url}/dashboard/` : null,
     };
     if (flags.json) printJson({ ...urls, auth, store: maskUrl(config.url.value), version: VERSION, pid: process.pid });
     else {
       printLine(`conveyor ${VERSION} serving ${maskUrl(config.url.value)} (${await describeStoreUrl(config.url.value)})`);
-      printLine(`  API      ${urls.api}`);
-      printLine(`  OpenAPI  ${urls.openapi}`);
-      printLine(`  metrics  ${urls.metrics}`);
-      printLine(`  health   ${urls.health}  (liveness: ${server.url}/health/live)`);
-      printLine(
-        auth
-          ? '  auth     API keys required (Authorization: Bearer <key>; manage them with conveyor keys)'
-          : '  auth     off: loopback address and no API key yet (conveyor keys create turns it on)',
-      );
+      const row = (label: string, text: string) => printLine(`  ${label.padEnd(10)}${text}`);
+      row('API', urls.api);
+      row('OpenAPI', urls.openapi);
+      row('metrics', urls.metrics);
+      row('health', `${urls.health}  (liveness: ${server.url}/health/live)`);
+      if (urls.dashboard !== null) row('dashboard', urls.dashboard);
+      row('auth', auth ? 'API keys required (Authorization: Bearer <key>; manage them with conveyor keys)' : 'off: loopback address and no API key yet (conveyor keys create turns it on)');
       printLine('Press Ctrl-C to stop.');
     }
 
