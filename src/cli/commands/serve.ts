@@ -40,7 +40,7 @@ export function registerServe(program: Command): void {
     .option('--rate-limit <n>', 'requests per minute per API key (or per client address without keys); 0 turns it off. Default 60000', intParser(0))
     .option('--body-limit <size>', 'largest request body, e.g. 16mb, 512kb. Default 16mb', parseSize)
     .addOption(new Option('--log-level <level>', 'server log level (JSON lines on stdout)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
-    .option('--shutdown-timeout <duration>', 'on SIGTERM/SIGINT, exit 1 if shutting down takes longer than this', parseDuration, 30_000);
+    .addOption(new Option('--shutdown-timeout <duration>', 'on SIGTERM/SIGINT, exit 1 if shutting down takes longer than this').argParser(parseDuration).default(30_000, '30s'));
   withUrl(cmd);
   withJson(cmd);
   examples(cmd, [
