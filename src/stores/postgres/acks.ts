@@ -34,7 +34,7 @@ import type {
   StoreSignal,
 } from '../../store/contract.ts';
 import { queueIdSql, type StoreContext } from './context.ts';
-import { appendEventsSql, idJsonSql, itemSql } from './events.ts';
+import { appendEventsSql, oneItemJobs } from './events.ts';
 import { appendErrorSql, boolArray, idCondition, intArray, num, STATE, textArray, tokenSeq } from './rows.ts';
 
 const APPLIED = Object.freeze({ status: 'applied' as const });
@@ -140,8 +140,7 @@ export class Acks {
         at: '$6::bigint',
         type: 'completed',
         from: 'moved',
-        item: itemSql({ id: idJsonSql(), attempt: 'attempts_made + 1', durationMs: 'coalesce($6::bigint - started_at, 0)' }),
-        order: 'ack_ord',
+        fields: { attempt: 'attempts_made + 1', durationMs: 'coalesce($6::bigint - started_at, 0)' },
         queue: { id: 'queue' },
       })})
       SELECT ack_ord, queue FROM moved`;
@@ -177,18 +176,15 @@ export class Acks {
         DELETE FROM ${t.logs} WHERE job_id IN (SELECT id FROM moved WHERE ack_remove)
       ),
       failed AS (
-        SELECT ack_ord, queue, id, key, attempts_made AS attempt, started_at, message,
-               CASE state WHEN ${STATE.delayed} THEN '"delayed"' ELSE '"waiting"' END AS state
-        FROM retried
+        SELECT queue, id, key, attempts_made AS attempt, started_at, message, state FROM retried
         UNION ALL
-        SELECT ack_ord, queue, id, key, attempts_made + 1, started_at, message, '"failed"' FROM moved
+        SELECT queue, id, key, attempts_made + 1, started_at, message, ${STATE.failed}::smallint FROM moved
       ),
       ev AS (${appendEventsSql(t, {
         at: '$7::bigint',
         type: 'failed',
         from: 'failed',
-        item: itemSql({ id: idJsonSql(), attempt: 'attempt', durationMs: 'coalesce($7::bigint - started_at, 0)', error: 'message', state: 'state' }),
-        order: 'ack_ord',
+        fields: { attempt: 'attempt', durationMs: 'coalesce($7::bigint - started_at, 0)', error: 'message::json', state: 'state' },
         queue: { id: 'queue' },
       })})
       SELECT ack_ord, queue, state FROM retried
@@ -213,8 +209,6 @@ export class Acks {
         at: '$4::bigint',
         type: 'released',
         from: 'released',
-        item: itemSql({ id: idJsonSql() }),
-        order: 'ord',
         queue: { id: 'queue' },
       })})
       SELECT ord, queue FROM released`;
@@ -250,8 +244,7 @@ export class Acks {
         at: '$1::bigint',
         type: 'stalled',
         from: 'r',
-        item: itemSql({ id: idJsonSql(), state: `CASE state WHEN ${STATE.failed} THEN '"failed"' ELSE '"waiting"' END` }),
-        order: 'id',
+        fields: { state: 'state' },
         queue: { id: 'queue' },
       })})
       SELECT r.id, r.key, q.name, r.state FROM r JOIN ${t.queues} q ON q.id = r.queue`;
@@ -410,7 +403,7 @@ export class Acks {
     const { t } = this.#ctx;
     const id = idCondition(params.id, '$2');
     // $1 queue name, $2 id, $3 progress, $4 token (null: none), $5 the event's time, $6 the
-    // `progress` event's item. ProgressParams carry no `now`: the event is stamped with this
+    // `progress` event's `jobs` text. ProgressParams carry no `now`: the event is stamped with this
     // process's clock.
     const sql = `
       WITH live AS (
@@ -430,7 +423,7 @@ export class Acks {
       SELECT (SELECT count(*) FROM live) + (SELECT count(*) FROM fin) AS applied,
              EXISTS (SELECT 1 FROM ${t.jobs} WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')})
              OR EXISTS (SELECT 1 FROM ${t.done} WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')}) AS found`;
-    const item = `[{"id":${JSON.stringify(params.id)},"progress":${JSON.stringify(params.progress)}}]`;
+    const item = oneItemJobs(params.id, { progress: params.progress });
     return this.#jobWrite(params.token, () =>
       this.#ctx.db.rows<{ applied: number; found: boolean }>(sql, [params.queue, id.value, params.progress, params.token ?? null, Date.now(), item]),
     );

@@ -14,7 +14,7 @@
  */
 import type { AdminOutcome, BulkRetryParams, CleanParams, DrainParams, JobRef, RetryParams, StoreSignal } from '../../store/contract.ts';
 import { queueIdSql, type StoreContext } from './context.ts';
-import { appendEventsSql, idJsonSql, itemSql, type AppendSpec } from './events.ts';
+import { appendEventsSql, type AppendSpec } from './events.ts';
 import { idCondition, isFinishedCode, num, STATE, stateName } from './rows.ts';
 
 /** Most ids a `removed` event of `clean`/`drain` lists (it carries the count of all). */
@@ -40,17 +40,15 @@ export class Admin {
 
   /**
    * A CTE appending this operation's event about the rows of `from` (with `id` and `key`
-   * columns), in queue `$1`, items `{ "id" }` in id order.
+   * columns), in queue `$1`, items `{ "id" }`; a capped list (clean, drain) holds the lowest ids.
    */
   #event(type: AppendSpec['type'], from: string, at: string, countAndCap?: number): string {
     return `ev AS (${appendEventsSql(this.#ctx.t, {
       at,
       type,
       from,
-      item: itemSql({ id: idJsonSql() }),
-      order: 'id',
       queue: { constant: '$1::text' },
-      ...(countAndCap === undefined ? {} : { countAndCap }),
+      ...(countAndCap === undefined ? {} : { countAndCap, capOrder: 'id' }),
     })})`;
   }
 

@@ -39,7 +39,7 @@ import { randomBytes } from 'node:crypto';
 import type { AttemptError } from '../../job.ts';
 import type { ClaimedJob, ClaimParams, ClaimResult } from '../../store/contract.ts';
 import type { StoreContext } from './context.ts';
-import { appendEventsSql, idJsonSql, itemSql } from './events.ts';
+import { appendEventsSql } from './events.ts';
 import { decodeOpts } from './rows.ts';
 
 /**
@@ -87,7 +87,7 @@ export class Claimer {
     const { t } = ctx;
     // $1 queue names, $2 limit, $3 now, $4 owner, $5 random token part, $6 default lease ms, $7 due cap.
     // The function's rows are materialised once (`c`); the `active` events (one per queue,
-    // items in claim order) are appended from them in the same statement.
+    // ) are appended from them in the same statement.
     this.#sql = `
       WITH c AS (
         SELECT * FROM ${t.schema}.claim_jobs($1::text[], $2::integer, $3::bigint, $4::text, $5::text, $6::bigint, $7::integer)
@@ -96,8 +96,7 @@ export class Claimer {
         at: '$3::bigint',
         type: 'active',
         from: 'c WHERE c.queue IS NOT NULL',
-        item: itemSql({ id: idJsonSql(), attempt: 'attempts_made + 1', waitMs: 'greatest(0, $3::bigint - greatest(run_at, created_at))' }),
-        order: 'priority DESC, run_at, id',
+        fields: { attempt: 'attempts_made + 1', waitMs: 'greatest(0, $3::bigint - greatest(run_at, created_at))' },
         queue: { name: 'queue' },
       })})
       SELECT * FROM c`;

@@ -36,12 +36,16 @@
 import type { EnqueueResult, NewJob, StoreSignal } from '../../store/contract.ts';
 import type { SqlValue } from './connection.ts';
 import type { StoreContext } from './context.ts';
-import { appendEventsSql, idJsonSql, itemSql, jsonTextSql, liveStateJsonSql } from './events.ts';
+import { appendEventsSql, oneItemJobs } from './events.ts';
 import { encodeOpts, intArray, num, STATE, textArray } from './rows.ts';
 
-/** The `added` item of a lone job after its id, as JSON text: `","name":…,"state":…}]`. */
+/**
+ * The `jobs` text of a lone job's `added` event after its id (`],"name":[…],"state":[…]}`):
+ * everything but the id is known here.
+ */
 function oneItemTail(job: NewJob, now: number): string {
-  return `","name":${JSON.stringify(job.name)},"state":"${job.runAt > now ? 'delayed' : 'waiting'}"}]`;
+  const full = oneItemJobs(0, { name: job.name, state: job.runAt > now ? STATE.delayed : STATE.waiting });
+  return full.slice('{"id":[0'.length);
 }
 
 export class Enqueuer {
@@ -54,15 +58,8 @@ export class Enqueuer {
     this.#ctx = ctx;
     const { t } = ctx;
     // The `added` event of the rows in `inserted`: one per queue, items in id (= input) order.
-    const added = (at: string, id: string): string =>
-      appendEventsSql(t, {
-        at,
-        type: 'added',
-        from: 'inserted',
-        item: itemSql({ id, name: jsonTextSql('name'), state: liveStateJsonSql('state') }),
-        order: 'id',
-        queue: { id: 'queue' },
-      });
+    const added = (at: string, keys: boolean): string =>
+      appendEventsSql(t, { at, type: 'added', from: 'inserted', key: keys ? 'key' : null, fields: { name: 'name', state: 'state' }, queue: { id: 'queue' } });
     // $1 queue ids, $2 keys, $3 names, $4 data, $5 opts, $6 priorities, $7 max attempts,
     // $8 run_at, $9 lease_ms, $10 now, $11 whether any job has a key
     this.#sql = `
@@ -95,7 +92,7 @@ export class Enqueuer {
         ON CONFLICT (queue, key) WHERE key IS NOT NULL DO NOTHING
         RETURNING id, key, queue, name, state
       ),
-      added AS (${added('$10::bigint', idJsonSql())})
+      added AS (${added('$10::bigint', true)})
       SELECT array_agg(n.id ORDER BY n.ord) AS ids,
              array_agg(n.ord) FILTER (WHERE n.id NOT IN (SELECT id FROM inserted)) AS duplicates
       FROM numbered n`;
@@ -112,11 +109,11 @@ export class Enqueuer {
         ORDER BY i.ord
         RETURNING id, queue, name, state
       ),
-      added AS (${added('$9::bigint', `'"' || id || '"'`)})
+      added AS (${added('$9::bigint', false)})
       SELECT array_agg(id ORDER BY id) AS ids, NULL::bigint[] AS duplicates FROM inserted`;
     // One job, no key: $1 queue id, $2 name, $3 data, $4 opts, $5 priority, $6 max attempts,
-    // $7 run_at, $8 lease_ms, $9 now, $10 queue name, $11 the event item after the id
-    // (`","name":…,"state":…}]`, made in JS: everything but the id is known there)
+    // $7 run_at, $8 lease_ms, $9 now, $10 queue name, $11 the event's `jobs` after the id
+    // (made in JS: everything but the id is known there)
     this.#oneSql = `
       WITH inserted AS (
         INSERT INTO ${t.jobs} (queue, name, data, opts, state, priority, max_attempts, run_at, created_at, lease_ms)
@@ -126,7 +123,7 @@ export class Enqueuer {
         RETURNING id
       ),
       added AS (
-        INSERT INTO ${t.events} (at, queue, type, jobs) SELECT $9::bigint, $10::text, 'added', '[{"id":"' || id || $11::text FROM inserted
+        INSERT INTO ${t.events} (at, queue, type, jobs) SELECT $9::bigint, $10::text, 'added', '{"id":[' || id || $11::text FROM inserted
       )
       SELECT ARRAY[id] AS ids, NULL::bigint[] AS duplicates FROM inserted`;
   }
