@@ -153,6 +153,40 @@ describe('dashboard API: whoami, stats, search', () => {
     for (const p of ['/api/v1/whoami', '/api/v1/stats', '/api/v1/queues/{queue}/search']) assert.ok(doc.body.paths[p], p);
   });
 
+  it('serves a 503 page saying to build when the dashboard is not built, and picks up a build without a restart', async () => {
+    const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-dash-dir-'));
+    const before = process.env.CONVEYOR_DASHBOARD_DIR;
+    process.env.CONVEYOR_DASHBOARD_DIR = empty;
+    const s = await startServer(cv, { port: 0, logger: false, maintenance: false });
+    try {
+      const res = await fetch(`${s.url}/dashboard/queues/x`);
+      assert.equal(res.status, 503);
+      assert.match(res.headers.get('content-type') ?? '', /text\/html/);
+      assert.match(await res.text(), /npm run build/);
+      assert.equal((await fetch(`${s.url}/health/live`)).status, 200, 'the API works without it');
+
+      fs.mkdirSync(path.join(empty, 'assets'));
+      fs.writeFileSync(path.join(empty, 'assets', 'app-abc123.js'), 'console.log(1)\n'.repeat(100));
+      fs.writeFileSync(path.join(empty, 'index.html'), '<!doctype html><script src="/dashboard/assets/app-abc123.js"></script>');
+      await waitUntil(async () => (await fetch(`${s.url}/dashboard/`)).status === 200, 'the new build to be served');
+      const deep = await fetch(`${s.url}/dashboard/queues/email/jobs/7`);
+      assert.equal(deep.status, 200);
+      assert.match(await deep.text(), /app-abc123/);
+      const js = await fetch(`${s.url}/dashboard/assets/app-abc123.js`, { headers: { 'accept-encoding': 'gzip' } });
+      assert.equal(js.status, 200);
+      assert.equal(js.headers.get('content-encoding'), 'gzip');
+      assert.match(js.headers.get('cache-control') ?? '', /immutable/);
+      const etag = js.headers.get('etag');
+      assert.ok(etag);
+      assert.equal((await fetch(`${s.url}/dashboard/assets/app-abc123.js`, { headers: { 'if-none-match': etag } })).status, 304);
+    } finally {
+      await s.close();
+      if (before === undefined) delete process.env.CONVEYOR_DASHBOARD_DIR;
+      else process.env.CONVEYOR_DASHBOARD_DIR = before;
+      fs.rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
   it('answers whoami with the key and its scopes; without keys anything is allowed', async () => {
     const open = await call('GET', '/api/v1/whoami');
     assert.equal(open.status, 200);

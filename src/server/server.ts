@@ -23,6 +23,7 @@ import type { ApiKeyRecord, ApiScope } from '../store/contract.ts';
 import { toHttpError } from './http-errors.ts';
 import { ServerMetrics } from './metrics.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
+import { registerDashboardRoutes } from './routes/dashboard.ts';
 import { registerDashboardApiRoutes } from './routes/dashboard-api.ts';
 import { registerEventRoutes } from './routes/events.ts';
 import { registerHealthRoutes } from './routes/health.ts';
@@ -222,6 +223,7 @@ export async function buildServer(conveyor: Conveyor, options: ServerOptions = {
   registerAdminRoutes(app, context);
   registerEventRoutes(app, context);
   registerDashboardApiRoutes(app, context);
+  registerDashboardRoutes(app, context);
 
   app.get('/api/v1/openapi.json', { config: { scope: 'public' }, schema: { hide: true } }, async () => app.swagger());
   app.get('/metrics', { config: { scope: 'read' }, schema: { hide: true } }, async (_request, reply) => {
