@@ -188,6 +188,15 @@ async function jobsRoundTrip(env: Record<string, string>, storeUrl: string): Pro
   assert.equal(one.priority, 5);
 
   fs.writeFileSync(path.join(dir, 'data.json'), '{"to":"bob@example.com"}');
+  const dedup = [
+    json(await cli(['add', 'mail', 'once', '--job-id', 'user-42-welcome', '--data', '1', '--json'], { env })),
+    json(await cli(['add', 'mail', 'once', '--job-id', 'user-42-welcome', '--data', '2', '--json'], { env })),
+  ];
+  assert.deepEqual(dedup.map((j) => [j.id, j.added, j.data]), [['user-42-welcome', true, 1], ['user-42-welcome', false, 1]]);
+  const again = await cli(['add', 'mail', 'once', '--job-id', 'user-42-welcome'], { env });
+  assert.match(again.stdout, /^job user-42-welcome is still waiting in mail, so nothing was added/);
+  expectStatus(await cli(['jobs', 'rm', 'mail', 'user-42-welcome'], { env }), 0);
+
   const fromFile = await cli(['add', 'mail', 'digest', '--data', `@${path.join(dir, 'data.json')}`, '--delay', '1h'], { env });
   expectStatus(fromFile, 0);
   assert.match(fromFile.stdout, /^added job \S+ to mail \(digest, delayed\)\n$/);

@@ -95,5 +95,11 @@ async function run(argv: readonly string[]): Promise<number> {
   }
 }
 
+// `conveyor jobs ls … | head`: a closed pipe ends the command quietly, as in other tools.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 const code = await run(process.argv.slice(2));
 process.exitCode = code;

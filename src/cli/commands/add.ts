@@ -161,9 +161,13 @@ export function registerAdd(program: Command): void {
     }
     if (flags.batchSize !== undefined) throw new UsageError('--batch-size goes with --file');
     const data = flags.data === undefined ? null : await readData(flags.data);
+    const before = Date.now();
     const job = await withConveyor(flags, async (cv) => cv.queue(queueName).add(name ?? DEFAULT_NAME, data, opts));
-    if (flags.json) printJson(job.toJSON());
-    else printLine(`added job ${job.id} to ${queueName} (${job.name}, ${job.state})`);
+    // With --job-id, a job still live under that id is returned instead, and nothing is written.
+    const added = opts.jobId === undefined || job.createdAt >= before;
+    if (flags.json) printJson({ ...job.toJSON(), added });
+    else if (added) printLine(`added job ${job.id} to ${queueName} (${job.name}, ${job.state})`);
+    else printLine(`job ${job.id} is still ${job.state} in ${queueName}, so nothing was added (a live job keeps its --job-id)`);
   });
 }
 
@@ -212,7 +216,7 @@ async function addFile(queueName: string, name: string, opts: JobOptions, flags:
         const code = isConveyorError(err) ? `${err.code}: ` : '';
         throw new CliError(
           `${code}${message} (after adding ${added} of ${total} jobs from ${label}; this batch of ${batch.length} was not added)`,
-          added > 0 ? `lines up to ${addedThroughLine} were added; to resume, add the rest: tail -n +${addedThroughLine + 1} ${file === '-' ? '<your file>' : file} | conveyor add ${queueName} --file -` : undefined,
+          added > 0 ? `lines up to ${addedThroughLine} were added; to resume, add the rest: tail -n +${addedThroughLine + 1} ${file === '-' ? '<your file>' : file} | conveyor add ${queueName} --file - (with the same flags)` : undefined,
         );
       }
       added += batch.length;
