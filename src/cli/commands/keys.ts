@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { ApiKeyRecord, ApiScope } from '../../store/contract.ts';
-import { CliError } from '../errors.ts';
+import { CliError, UsageError } from '../errors.ts';
 import { formatTime, note, printJson, printLine, printTable } from '../output.ts';
 import { parseDuration, parseScopes } from '../parse.ts';
 import { examples, withJson, withUrl } from '../shared.ts';
@@ -42,7 +42,7 @@ export function registerKeys(program: Command): void {
   ]);
   create.action(async (opts: CommonFlags & { name: string; scopes: ApiScope[]; expiresIn?: number }) => {
     const now = Date.now();
-    if (opts.expiresIn === 0) throw new CliError('--expires-in must be longer than 0');
+    if (opts.expiresIn === 0) throw new UsageError('--expires-in must be longer than 0, e.g. 30d', "leave it out for a key that never expires (revoke it with 'conveyor keys revoke')");
     const { createApiKey, describeKey } = await import('../../engine/api-keys.ts');
     const created = await withConveyor(opts, async (cv) =>
       createApiKey(cv.store, { name: opts.name, scopes: opts.scopes, now, expiresAt: opts.expiresIn === undefined ? null : now + opts.expiresIn }),
