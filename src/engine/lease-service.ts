@@ -114,6 +114,7 @@ export class LeaseService {
   /** The last RECENT_SIGNALS_MAX work signals, oldest first. */
   #recent: WorkSignal[] = [];
   #unsubscribe: (() => void) | undefined;
+  #closed = false;
   /** Epoch ms of the last claim that returned jobs, for health. */
   lastClaimAt: number | null = null;
 
@@ -123,7 +124,9 @@ export class LeaseService {
     this.#retention = options.retention;
   }
 
+  /** Closing: every long poll answers now (empty), and new ones answer at once. */
   close(): void {
+    this.#closed = true;
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
     for (const w of this.#waiters) w.wake();
@@ -158,10 +161,10 @@ export class LeaseService {
           return result;
         }
         const left = deadline - Date.now();
-        if (left <= 0 || params.signal?.aborted) return { jobs: [], nextRunAt: result.nextRunAt };
+        if (left <= 0 || params.signal?.aborted || this.#closed) return { jobs: [], nextRunAt: result.nextRunAt };
         const until = result.nextRunAt === null ? left : Math.min(left, Math.max(0, result.nextRunAt - Date.now()));
         await waiter.wait(until, params.signal);
-        if (params.signal?.aborted) return { jobs: [], nextRunAt: result.nextRunAt };
+        if (params.signal?.aborted || this.#closed) return { jobs: [], nextRunAt: result.nextRunAt };
       } finally {
         waiter.dispose();
       }
@@ -193,7 +196,7 @@ export class LeaseService {
     const from = since ?? this.#workSeq;
     const now = this.#pending(params.queues, from);
     if (now !== null) return now;
-    if (params.waitMs === 0 || params.signal?.aborted) return { ready: false, cursor: this.#cursor() };
+    if (params.waitMs === 0 || params.signal?.aborted || this.#closed) return { ready: false, cursor: this.#cursor() };
     return new Promise<WorkWaitResult>((resolve) => {
       const finish = (): void => {
         clearTimeout(timer);

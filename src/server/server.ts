@@ -58,6 +58,8 @@ export interface ServerContext {
   readonly maintenance: Maintenance | null;
   readonly metrics: ServerMetrics;
   readonly startedAt: number;
+  /** Enders of the open event streams, run when the server closes. */
+  readonly streams: Set<() => void>;
   /** Auth is on when a key exists, or always on a non-loopback address without `insecure`. */
   authRequired(): Promise<boolean>;
 }
@@ -128,6 +130,7 @@ export async function buildServer(conveyor: Conveyor, options: ServerOptions = {
     maintenance,
     metrics,
     startedAt: Date.now(),
+    streams: new Set(),
     authRequired: async () => (!loopback && !options.insecure) || (await keys.anyActiveKey()),
   };
 
@@ -137,7 +140,10 @@ export async function buildServer(conveyor: Conveyor, options: ServerOptions = {
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
-    forceCloseConnections: true,
+    // On close, idle keep-alive connections are cut but requests in flight finish, so a
+    // producer whose POST was accepted gets its answer. Long-lived ones are ended first
+    // (preClose below): event streams are closed, long polls answer empty at once.
+    forceCloseConnections: 'idle',
     // Per-request lines would be most of the log at thousands of requests a second; errors are logged.
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,
@@ -235,6 +241,10 @@ export async function buildServer(conveyor: Conveyor, options: ServerOptions = {
     await feed.start();
     metrics.attach(feed);
     maintenance?.start();
+  });
+  app.addHook('preClose', async () => {
+    leases.close();
+    for (const end of context.streams) end();
   });
   app.addHook('onClose', async () => {
     feed.close();

@@ -406,6 +406,26 @@ export function serverSuite(label: string, makeStore: StoreFactory): void {
       assert.equal((await api('GET', '/api/v1/queues')).status, 200);
     });
 
+    it('closes gracefully: long polls answer, event streams end, in-flight requests are not cut', async () => {
+      const q = qname();
+      const closing = await startServer(cv, { port: 0, logger: false, maintenance: false });
+      const call = client(closing.url);
+      const stream = new Promise<string>((resolve, reject) => {
+        http.get(`${closing.url}/api/v1/events`, (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (c: string) => (text += c));
+          res.on('end', () => resolve(text));
+        }).on('error', reject);
+      });
+      const poll = call('POST', '/api/v1/claim', { queues: [q], waitMs: 60_000 });
+      await new Promise((r) => setTimeout(r, 300));
+      await closing.close();
+      const answered = await poll;
+      assert.equal(answered.status, 200, 'the long poll got an answer, not a cut connection');
+      assert.deepEqual(answered.body.jobs, []);
+      assert.match(await stream, /: connected/, 'the event stream ended cleanly');
+    });
+
     it('refuses a non-loopback address while no key exists, and rate-limits per key', async () => {
       await assert.rejects(startServer(cv, { host: '0.0.0.0', port: 0, logger: false, maintenance: false }), (err: any) => {
         assert.equal(err.code, 'INVALID_ARGUMENT');

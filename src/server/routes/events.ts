@@ -78,10 +78,13 @@ export function registerEventRoutes(app: FastifyInstance, ctx: ServerContext): v
       });
       const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
       heartbeat.unref();
+      const end = () => res.end();
       const stop = () => {
         clearInterval(heartbeat);
         unsubscribe();
+        ctx.streams.delete(end);
       };
+      ctx.streams.add(end);
       res.on('close', stop);
 
       if (lastId !== null) {
