@@ -11,6 +11,9 @@ export default defineConfig({
   publicDir: false,
   logLevel: 'info',
   oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
+  // `npx vite --config dashboard/vite.config.ts`: live-reloading development against a running
+  // `conveyor serve` (CONVEYOR_SERVER, default http://127.0.0.1:8080) for the API.
+  server: { proxy: { '/api': { target: process.env.CONVEYOR_SERVER ?? 'http://127.0.0.1:8080', changeOrigin: false } } },
   build: {
     outDir: fileURLToPath(new URL('../dist/dashboard', import.meta.url)),
     emptyOutDir: true,

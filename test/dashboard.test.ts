@@ -53,8 +53,8 @@ describe('dashboard in Chromium', () => {
   let page: Page;
   let base: string;
   let failedJobId: string;
-  const shot = async (name: string, p: Page = page) => {
-    await p.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  const shot = async (name: string, p: Page = page, fullPage = true) => {
+    await p.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
   };
   const cellText = (queue: string, state: string) => page.locator(`tr[data-queue="${queue}"] td[data-state="${state}"]`).innerText();
 
@@ -157,7 +157,7 @@ describe('dashboard in Chromium', () => {
     await rows.first().waitFor();
     assert.equal(await rows.count(), 25);
     const firstPage = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-job')));
-    await shot('queue');
+    await shot('queue', page, false);
     await page.getByRole('link', { name: 'Older →' }).click();
     await page.waitForURL(/cursor=/);
     await waitUntil(async () => (await rows.first().getAttribute('data-job')) !== firstPage[0], 'the second page');
@@ -319,7 +319,7 @@ describe('dashboard in Chromium', () => {
       await shot('overview-phone-dark', p);
       await p.goto(`${base}/queues/email/waiting`);
       await p.locator('table.jobs-table tbody tr').first().waitFor();
-      await shot('queue-phone-dark', p);
+      await shot('queue-phone-dark', p, false);
       await p.goto(`${base}/queues/payments/jobs/${failedJobId}`);
       await p.locator('ol.timeline').waitFor();
       await shot('job-phone-dark', p);

@@ -106,8 +106,16 @@ function Fact({ label, value, sub }: { label: string; value: string; sub?: strin
   );
 }
 
+const RETRIED = (key: string) => (
+  <li key={key} class="tl-item retried">
+    <div class="tl-head">↻ Retried: attempts counted from 1 again</div>
+  </li>
+);
+
 function Timeline({ job, now }: { job: Job; now: number }) {
-  const items = job.errors.map((e, i) => (
+  // Errors are kept across retries; an attempt number that does not grow marks a retry.
+  const items = job.errors.flatMap((e, i) => [
+    ...(i > 0 && e.attempt <= job.errors[i - 1]!.attempt ? [RETRIED(`r${i}`)] : []),
     <li key={`e${i}`} class="tl-item failed">
       <div class="tl-head">
         <strong>Attempt {e.attempt}</strong> {e.reason === 'stalled' ? 'stalled' : e.reason === 'timeout' ? 'timed out' : 'failed'} · <span title={when(e.at)}>{ago(e.at, now)}</span>
@@ -122,8 +130,11 @@ function Timeline({ job, now }: { job: Job; now: number }) {
           <pre>{e.stack}</pre>
         </details>
       )}
-    </li>
-  ));
+    </li>,
+  ]);
+  const lastError = job.errors[job.errors.length - 1];
+  const current = job.state === 'completed' ? job.attemptsMade : job.attemptsMade + 1;
+  if (lastError && job.state !== 'failed' && job.state !== 'cancelled' && current <= lastError.attempt) items.push(RETRIED('r-now'));
   if (job.state === 'active') {
     items.push(
       <li key="now" class="tl-item active">
