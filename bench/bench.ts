@@ -466,7 +466,10 @@ function installSqliteCounter(): { total: () => number; bySql: Map<string, numbe
   };
 }
 
-/** Wraps a store so every method call is counted, by method name. */
+/** Store methods that answer from memory (no statement): passed through, not counted. */
+const LOCAL_METHODS: ReadonlySet<PropertyKey> = new Set(['signalsReliable', 'subscribe']);
+
+/** Wraps a store so every method call that reaches storage is counted, by method name. */
 function countingStore(inner: Store): { store: Store; total: () => number; byMethod: Map<string, number> } {
   const byMethod = new Map<string, number>();
   let total = 0;
@@ -475,6 +478,7 @@ function countingStore(inner: Store): { store: Store; total: () => number; byMet
     get(target, prop) {
       const value: unknown = Reflect.get(target, prop, target);
       if (typeof value !== 'function') return value;
+      if (LOCAL_METHODS.has(prop)) return (value as (...x: unknown[]) => unknown).bind(target);
       let fn = wrapped.get(prop);
       if (fn === undefined) {
         const name = String(prop);

@@ -119,6 +119,8 @@ async function engineFlow(url: string, expect: { mode: 'listen' | 'poll'; wakeWi
 
     assert.deepEqual(errors.map((e) => e.message), [], 'the worker saw no store errors');
     assert.equal(store.signalMode, expect.mode);
+    // Workers keep their long safety-net poll only while LISTEN works.
+    assert.equal(store.signalsReliable(), expect.mode === 'listen');
   } finally {
     await Promise.all([producer.close({ timeoutMs: 2000 }), consumer.close({ timeoutMs: 2000 })]);
   }

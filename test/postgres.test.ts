@@ -150,15 +150,23 @@ describe('postgres store specifics', () => {
   it('the LISTEN connection reconnects when it is killed, emits changed, and hears again', async () => {
     const { a, b, cleanup } = await twoStores();
     const heard: StoreSignal[] = [];
-    const unsubscribe = a.subscribe((s) => heard.push(s));
+    /** signalsReliable() as each `changed` arrives. */
+    const reliable: boolean[] = [];
+    const unsubscribe = a.subscribe((s) => {
+      heard.push(s);
+      if (s.type === 'changed') reliable.push(a.signalsReliable());
+    });
     try {
       assert.ok(await waitFor(() => a.listening), 'listening');
+      assert.equal(a.signalsReliable(), true, 'reliable once LISTEN is verified');
       const pid = a.listenPid;
       assert.ok(pid !== null);
       heard.length = 0;
+      reliable.length = 0;
       await adminQuery('SELECT pg_terminate_backend($1)', [pid]);
-      assert.ok(await waitFor(() => heard.some((s) => s.type === 'changed')), 'changed after reconnecting');
-      assert.ok(a.listening && a.listenPid !== pid, 'a new LISTEN connection');
+      assert.ok(await waitFor(() => a.listening && a.listenPid !== pid), 'a new LISTEN connection');
+      assert.ok(await waitFor(() => reliable.length >= 2), 'changed on the loss and after reconnecting');
+      assert.deepEqual([reliable[0], reliable.at(-1)], [false, true], 'unreliable while reconnecting, reliable again after');
       await b.enqueueMany({ jobs: [job({ queue: 'after' })], now: T0 });
       assert.ok(await waitFor(() => heard.some((s) => s.type === 'enqueued' && s.queue === 'after')), 'hears after the reconnect');
     } finally {

@@ -16,7 +16,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { ConveyorError, JobTimeoutError, LeaseLostError, ValidationError } from '../errors.ts';
 import type { AttemptError, RetentionOption } from '../job.ts';
-import type { ClaimedJob, ClaimResult, CompleteItem, FailItem, FailOutcome, LeaseOutcome, StoreSignal, WorkerBackend } from '../store/contract.ts';
+import type { ClaimedJob, ClaimResult, CompleteItem, FailItem, FailOutcome, LeaseOutcome, Store, StoreSignal, WorkerBackend } from '../store/contract.ts';
 import { checkDuration, checkInteger, checkQueueName, rejectUnknownKeys, serializeJson, DEFAULT_MAX_PAYLOAD_BYTES } from '../options.ts';
 import { AckBatcher } from './ack-batcher.ts';
 import { isPromiseLike } from './enqueue-batcher.ts';
@@ -57,9 +57,11 @@ export interface WorkerOptions {
   /** How often this worker looks for expired leases to recover, in ms. Default leaseMs / 2. */
   readonly stalledCheckMs?: number;
   /**
-   * Safety-net poll while idle, in ms, in case a wake-up signal is missed. Default 5,000;
-   * 30,000 when the store delivers other processes' writes as signals too (capability
-   * `crossProcessSignals`), where the poll only covers a lost signal.
+   * Safety-net poll while idle, in ms, in case a wake-up signal is missed. Default 30,000
+   * while the store delivers every process's writes as signals (`signalsReliable()`, e.g.
+   * PostgreSQL with LISTEN up and verified; else the capability `crossProcessSignals`),
+   * where the poll only covers a signal lost in transit; 5,000 otherwise (an in-memory
+   * store, or PostgreSQL while LISTEN is connecting, reconnecting or off).
    */
   readonly pollMs?: number;
   /** Named backoff functions for jobs with `backoff: { type: name }`. */
@@ -101,7 +103,8 @@ interface Settings {
   readonly leaseMs: number;
   readonly maxStalls: number;
   readonly stalledCheckMs: number;
-  readonly pollMs: number;
+  /** Fixed safety-net poll, or undefined for the default, which follows the store's signals (see idlePollMs). */
+  readonly pollMs: number | undefined;
   readonly backoffStrategies: Readonly<Record<string, BackoffStrategy>> | undefined;
   readonly autorun: boolean;
 }
@@ -110,7 +113,15 @@ interface Settings {
 const DEFAULT_POLL_MS = 5000;
 const DEFAULT_POLL_MS_WITH_SIGNALS = 30_000;
 
-function normalizeWorkerOptions(o: WorkerOptions | undefined, crossProcessSignals: boolean): Settings & { name: string | undefined } {
+/**
+ * How often a worker reports itself to the store's worker registry (`reportWorker`). The
+ * report rides on the stalled-job check's timer (see maintenanceTick), so with the default
+ * lease (check every 15 s) an idle worker costs, per minute: 4 stalled-job checks, 4
+ * reports and 2 safety-net claims while the store's signals are reliable.
+ */
+const REPORT_EVERY_MS = 15_000;
+
+function normalizeWorkerOptions(o: WorkerOptions | undefined): Settings & { name: string | undefined } {
   if (o !== undefined && (typeof o !== 'object' || o === null)) {
     throw new ValidationError('INVALID_ARGUMENT', 'worker options must be an object');
   }
@@ -124,7 +135,7 @@ function normalizeWorkerOptions(o: WorkerOptions | undefined, crossProcessSignal
     leaseMs,
     maxStalls: o?.maxStalls === undefined ? 1 : checkInteger(o.maxStalls, 'maxStalls', 0, 1000),
     stalledCheckMs: o?.stalledCheckMs === undefined ? Math.max(50, Math.round(leaseMs / 2)) : checkDuration(o.stalledCheckMs, 'stalledCheckMs', 10),
-    pollMs: o?.pollMs === undefined ? (crossProcessSignals ? DEFAULT_POLL_MS_WITH_SIGNALS : DEFAULT_POLL_MS) : checkDuration(o.pollMs, 'pollMs', 10),
+    pollMs: o?.pollMs === undefined ? undefined : checkDuration(o.pollMs, 'pollMs', 10),
     backoffStrategies: o?.backoffStrategies,
     autorun: o?.autorun ?? true,
     name: o?.name,
@@ -190,6 +201,9 @@ export interface WorkerStats {
   readonly buffered: number;
 }
 
+/** The worker registry of a backend that has one (a Store; not necessarily the HTTP client). */
+type Registry = Pick<Store, 'reportWorker' | 'removeWorker'>;
+
 export interface WorkerDeps {
   readonly backend: WorkerBackend;
   readonly maxPayloadBytes?: number;
@@ -246,7 +260,16 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
   private idleTimerAt = Infinity;
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
-  private stalledTimer: ReturnType<typeof setInterval> | undefined;
+  /** Stalled-job checks and registry reports (see maintenanceTick). */
+  private maintenanceTimer: ReturnType<typeof setInterval> | undefined;
+  private lastStalledCheckAt = 0;
+  private lastReportAt = 0;
+  private report: PromiseLike<void> | undefined;
+  private startedAt = 0;
+  private lastClaimAt: number | null = null;
+  private readonly registry: Registry | undefined;
+  /** The store signals other processes' writes (capability), for backends without signalsReliable(). */
+  private readonly crossProcessSignals: boolean;
   private unsubscribe: (() => void) | undefined;
   private idleWaiters: Array<() => void> = [];
   private readonly onClosed: (() => void) | undefined;
@@ -261,7 +284,8 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
     if (typeof handler !== 'function') throw new ValidationError('INVALID_ARGUMENT', 'a worker needs a handler function: (job, context) => result');
     // A backend that is a whole Store says what it can do; the worker seam itself does not.
     const capabilities = (deps.backend as { readonly capabilities?: ReadonlySet<string> }).capabilities;
-    const s = normalizeWorkerOptions(options, capabilities?.has('crossProcessSignals') === true);
+    this.crossProcessSignals = capabilities?.has('crossProcessSignals') === true;
+    const s = normalizeWorkerOptions(options);
     this.settings = s;
     this.queues = list;
     this.concurrency = s.concurrency;
@@ -271,6 +295,8 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
     this.onClosed = deps.onClosed;
     this.retention = deps.retention;
     this.id = `${s.name ?? 'worker'}:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    const registry = deps.backend as Partial<Registry>;
+    this.registry = typeof registry.reportWorker === 'function' && typeof registry.removeWorker === 'function' ? (registry as Registry) : undefined;
     this.acks = new AckBatcher(this.backend, {
       onCompleted: (item, meta, outcome) => this.afterComplete(item, meta, outcome),
       onFailed: (item, meta, outcome) => this.afterFail(meta, outcome),
@@ -286,9 +312,14 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
     this.unsubscribe = this.backend.subscribe((signal) => this.onSignal(signal));
     this.heartbeatTimer = setInterval(() => this.heartbeat(), Math.max(10, Math.floor(this.settings.leaseMs / 3)));
     this.heartbeatTimer.unref();
-    this.stalledTimer = setInterval(() => this.recoverStalled(), this.settings.stalledCheckMs);
-    this.stalledTimer.unref();
+    this.startedAt = Date.now();
+    // One timer for the stalled-job check and the registry report, so an idle worker wakes
+    // once per period, not twice.
+    this.maintenanceTimer = setInterval(() => this.maintenanceTick(), Math.min(this.settings.stalledCheckMs, REPORT_EVERY_MS));
+    this.maintenanceTimer.unref();
+    this.lastStalledCheckAt = this.startedAt;
     this.recoverStalled();
+    this.reportSelf();
     this.pump();
   }
 
@@ -357,7 +388,8 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
     }
     await this.acks.drain();
     clearInterval(this.heartbeatTimer);
-    clearInterval(this.stalledTimer);
+    clearInterval(this.maintenanceTimer);
+    await this.removeSelf();
     this.unsubscribe?.();
     this.closed = true;
     this.wakeIdleWaiters();
@@ -550,6 +582,7 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
       return;
     }
     this.counters.claimed += jobs.length;
+    if (jobs.length > 0) this.lastClaimAt = Date.now();
     for (const record of jobs) {
       const h: Held = {
         record,
@@ -575,7 +608,7 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
     }
     // Sleep until the next delayed job is due or the safety-net poll, whichever is first;
     // a signal (new job, resume, another process's write) wakes us earlier.
-    const pollAt = Date.now() + this.settings.pollMs;
+    const pollAt = Date.now() + this.idlePollMs();
     this.wakeAt(result.nextRunAt === null ? pollAt : Math.min(pollAt, result.nextRunAt));
   }
 
@@ -808,6 +841,78 @@ export class Worker<Data = unknown, Result = unknown> extends EventEmitter<Worke
     this.forget(h);
     this.emit('leaseLost', h.job as Job<Data, Result>);
     this.pump();
+  }
+
+  /**
+   * The safety-net poll: `pollMs` if given; else long while the store's signals are
+   * reliable right now (it says so through `signalsReliable()`, and signals `changed`
+   * when that changes, so a sleeping worker re-checks and re-arms a shorter poll), short
+   * otherwise.
+   */
+  private idlePollMs(): number {
+    if (this.settings.pollMs !== undefined) return this.settings.pollMs;
+    const reliable = this.backend.signalsReliable === undefined ? this.crossProcessSignals : this.backend.signalsReliable();
+    return reliable ? DEFAULT_POLL_MS_WITH_SIGNALS : DEFAULT_POLL_MS;
+  }
+
+  /**
+   * Every min(stalledCheckMs, 15 s): the stalled-job check when it is due, and the registry
+   * report when it is due (a check or report due within half a tick counts as due, so
+   * equal periods share every tick).
+   */
+  private maintenanceTick(): void {
+    const now = Date.now();
+    const tick = Math.min(this.settings.stalledCheckMs, REPORT_EVERY_MS);
+    if (now - this.lastStalledCheckAt >= this.settings.stalledCheckMs - tick / 2) {
+      this.lastStalledCheckAt = now;
+      this.recoverStalled();
+    }
+    if (now - this.lastReportAt >= REPORT_EVERY_MS - tick / 2) this.reportSelf();
+  }
+
+  /** Tells the store's worker registry this worker is alive (one upsert), if it has one. */
+  private reportSelf(): void {
+    if (this.registry === undefined || this.closing || this.report !== undefined) return;
+    const now = Date.now();
+    this.lastReportAt = now;
+    let result;
+    try {
+      result = this.registry.reportWorker({
+        id: this.id,
+        kind: 'direct',
+        host: hostname(),
+        pid: process.pid,
+        queues: this.queues,
+        concurrency: this.settings.concurrency,
+        active: this.runningCount,
+        startedAt: this.startedAt,
+        lastSeenAt: now,
+        lastClaimAt: this.lastClaimAt,
+      });
+    } catch (err) {
+      this.reportError(err);
+      return;
+    }
+    if (!isPromiseLike(result)) return;
+    const report = Promise.resolve(result).then(
+      () => undefined,
+      (err: unknown) => this.reportError(err),
+    );
+    this.report = report;
+    void report.then(() => {
+      if (this.report === report) this.report = undefined;
+    });
+  }
+
+  /** On close: waits for a report in flight (so it cannot re-create the row), then removes this worker's row. */
+  private async removeSelf(): Promise<void> {
+    if (this.registry === undefined || !this.started) return;
+    await this.report;
+    try {
+      await this.registry.removeWorker({ id: this.id });
+    } catch (err) {
+      this.reportError(err);
+    }
   }
 
   private recoverStalled(): void {

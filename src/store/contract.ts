@@ -386,6 +386,15 @@ export interface WorkerBackend {
   addLogs(params: AddLogsParams): Awaitable<JobWriteOutcome>;
   /** Register for change signals; returns the unsubscribe function. */
   subscribe(listener: (signal: StoreSignal) => void): () => void;
+  /**
+   * Optional: whether `subscribe` delivers, right now, a signal for every write any process
+   * commits (PostgreSQL: its LISTEN connection is up and verified). While true, a worker's
+   * safety-net poll only covers a signal lost in transit, so it can be long; while false
+   * (connecting, reconnecting, polling instead of LISTEN) workers poll more often. A store
+   * that implements it emits `changed` whenever the answer changes, so idle subscribers
+   * re-check at once. Stores without it: the capability `crossProcessSignals` decides.
+   */
+  signalsReliable?(): boolean;
 }
 
 /** The whole contract: the worker seam plus producers' and administrators' operations. */

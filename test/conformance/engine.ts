@@ -4,6 +4,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { hostname } from 'node:os';
 import { Conveyor, ConveyorError, UnrecoverableError, type Job } from '../../src/index.ts';
 import type { Store } from '../../src/store/contract.ts';
 
@@ -213,6 +214,34 @@ export function engineSuite(label: string, makeStore: StoreFactory): void {
       assert.equal(calls.get('enqueueMany'), 1, '64 concurrent adds, one enqueueMany');
       assert.equal((await q.getCounts()).waiting, 64);
       await q.drain();
+    });
+
+    it('a worker reports itself to the worker registry and removes itself on close', async () => {
+      const q = cv.queue(qname());
+      const t0 = Date.now();
+      const w = cv.worker(q.name, async () => 'ok', { concurrency: 3 });
+      const mine = async () => (await cv.store.listWorkers({ since: 0 })).find((x) => x.id === w.id);
+      await waitUntil(async () => (await mine()) !== undefined, 'the worker in the registry');
+      const row = (await mine())!;
+      assert.equal(row.kind, 'direct');
+      assert.equal(row.host, hostname());
+      assert.equal(row.pid, process.pid);
+      assert.deepEqual(row.queues, [q.name]);
+      assert.equal(row.concurrency, 3);
+      assert.equal(row.active, 0);
+      assert.ok(row.startedAt >= t0 && row.startedAt <= Date.now());
+      assert.ok(row.lastSeenAt >= row.startedAt);
+      assert.equal(row.lastClaimAt, null, 'reported before its first claim answered');
+      await w.close();
+      assert.equal(await mine(), undefined, 'gone once closed');
+
+      // Closed while its first report may still be in flight: the report must not re-create
+      // the row after the removal.
+      const w2 = cv.worker(q.name, async () => 'ok');
+      await new Promise((r) => setImmediate(r));
+      await w2.close();
+      await sleep(50);
+      assert.equal((await cv.store.listWorkers({ since: 0 })).find((x) => x.id === w2.id), undefined);
     });
 
     it('fencing: a worker that lost its lease cannot complete the job', async () => {

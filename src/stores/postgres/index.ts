@@ -306,6 +306,11 @@ export class PostgresStore implements Store {
     return this.#signals.mode;
   }
 
+  /** Contract: true while LISTEN is up and verified, so workers can keep a long safety-net poll. */
+  signalsReliable(): boolean {
+    return this.#signals.reliable;
+  }
+
   /** Whether statements are prepared under names (false with `preparedStatements: false`, or after PgBouncer mixed them up). */
   get preparedStatements(): boolean {
     return this.#db.preparedStatements;

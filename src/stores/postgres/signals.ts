@@ -40,6 +40,11 @@
  * delivers `changed` every `signalPollMs` (default 1 s), which costs each idle worker one
  * claim statement and each `waitForResult` one read per interval. `listen: false` starts
  * in that mode without the warning.
+ *
+ * `reliable` says whether signals are complete right now (LISTEN mode, connection up and
+ * verified); the store reports it to workers (`signalsReliable()` in the contract), which
+ * then keep only a long safety-net poll, and poll more often while it is false
+ * (connecting, reconnecting, polling mode). Every change of it is delivered as `changed`.
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -130,6 +135,9 @@ export class Signals {
     this.#listen = new ListenConnection(options.listenConnection, channel, {
       onPayload: (payload) => this.#remote(payload),
       onListening: () => this.#deliver({ type: 'changed' }),
+      // Not listening any more: signals may be missed until the reconnect. Subscribers
+      // re-check now and, seeing `reliable` false, poll more often meanwhile.
+      onLost: () => this.#deliver({ type: 'changed' }),
       sendProbe: async (nonce) => {
         await db.rows('SELECT pg_notify($1, $2)', [channel, encodePayloads(this.#origin, [], nonce)[0]!]);
       },
@@ -145,6 +153,16 @@ export class Signals {
   /** True while the LISTEN connection is up and verified (for tests and health checks). */
   get listening(): boolean {
     return this.#listen.listening;
+  }
+
+  /**
+   * Whether every committed write of any process reaches subscribers as a signal right now:
+   * LISTEN mode with the connection up and verified. False while connecting or
+   * reconnecting, and in poll mode. Subscribers get `changed` whenever it changes (after
+   * the verification of every (re)connect, on every loss, and on the fall back to polling).
+   */
+  get reliable(): boolean {
+    return this.#mode === 'listen' && this.#listen.listening;
   }
 
   /** `listen` (LISTEN/NOTIFY) or `poll` (LISTEN disabled, or found not to work). */
@@ -394,6 +412,8 @@ interface ListenHooks {
   readonly onPayload: (payload: string) => void;
   /** The connection is verified (after every reconnect too). */
   readonly onListening: () => void;
+  /** The verified connection was lost (a reconnect follows). */
+  readonly onLost: () => void;
   /** Sends the probe notification with this nonce through the pool. */
   readonly sendProbe: (nonce: string) => Promise<void>;
   /**
@@ -556,6 +576,7 @@ class ListenConnection {
     this.#client = null;
     client.end().catch(() => undefined);
     this.#retry();
+    this.#hooks.onLost();
   }
 
   #retry(): void {
