@@ -55,11 +55,11 @@
  *               the peer harness does, window 30 s unless --idle-seconds); beside it every
  *               `pg` Client#query call in this process, by statement, and the Store calls.
  *   storage     sum of pg_total_relation_size of the schema's tables, before/after.
- *   crowded     (PostgreSQL only) 1,000,000 completed jobs in jobs_done and 1,000,000
- *               waiting jobs of another queue, written with one INSERT … SELECT each, then
- *               ANALYZE (as autovacuum would have done by then); then a drain of 50,000 jobs
- *               of the bench queue as in `drain`, and 500 single-job claim + complete round
- *               trips on it: claim speed with the tables full.
+ *   crowded     (PostgreSQL only) claim speed with a million rows present, beside the same
+ *               claims on empty tables, interleaved: 1,000,000 waiting jobs of another queue;
+ *               1,000,000 completed jobs of the claimed queue; and the first again with the
+ *               claim function's JIT allowed (what migration 3 turns off). Single-job claims,
+ *               100-job claims and drains; ratios to the empty tables (see scenarioCrowded).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -765,93 +765,230 @@ async function scenarioDrain(): Promise<Row[]> {
   ];
 }
 
-/** 500 single-job claim + complete round trips through the store: claim and complete latency. */
-async function claimRoundTrips(cv: Conveyor, queue: string, count: number): Promise<{ claim: ReturnType<typeof percentiles>; complete: ReturnType<typeof percentiles> }> {
+/** Percentile summary of claim timings, and how one target compares with the empty one. */
+type Pcts = ReturnType<typeof percentiles>;
+
+/**
+ * Claim timings on one store, for one round: `singles` single-job claims (each completed
+ * before the next claim, as an idle worker picking up one new job does), then `batches`
+ * claims of `batchSize` jobs (each completed with one completeMany, as a busy worker does).
+ * The jobs are added first, untimed. Each sample is one `claim` store call: round trip,
+ * the claim function, and its commit.
+ */
+async function claimTimes(cv: Conveyor, queue: string, singles: number, batches: number, batchSize: number): Promise<{ single: number[]; batch: number[] }> {
+  const total = singles + batches * batchSize;
   const q = cv.queue(queue);
-  await q.addBulk(Array.from({ length: count }, (_, k) => ({ name: 'bench', data: payload(k) })));
-  const claimMs = new Float64Array(count);
-  const completeMs = new Float64Array(count);
-  for (let i = 0; i < count; i++) {
-    let t = now();
-    const { jobs } = await cv.store.claim({ queues: [queue], workerId: 'bench', limit: 1, leaseMs: 30_000, now: Date.now() });
-    claimMs[i] = now() - t;
-    const job = jobs[0];
-    if (job === undefined) throw new Error(`claim ${i} found nothing`);
-    t = now();
-    await cv.store.completeMany({ items: [{ id: job.id, token: job.lease.token, result: null, remove: false }], now: Date.now() });
-    completeMs[i] = now() - t;
+  for (let start = 0; start < total; start += BATCH) {
+    const size = Math.min(BATCH, total - start);
+    await q.addBulk(Array.from({ length: size }, (_, k) => ({ name: 'bench', data: payload(start + k) })));
   }
-  return { claim: percentiles(claimMs), complete: percentiles(completeMs) };
+  const claimOnce = async (limit: number, into: number[]): Promise<void> => {
+    const t = now();
+    const { jobs } = await cv.store.claim({ queues: [queue], workerId: 'bench', limit, leaseMs: 30_000, now: Date.now() });
+    into.push(now() - t);
+    if (jobs.length !== limit) throw new Error(`a claim of ${limit} got ${jobs.length} jobs`);
+    await cv.store.completeMany({ items: jobs.map((j) => ({ id: j.id, token: j.lease.token, result: null, remove: false })), now: Date.now() });
+  };
+  const single: number[] = [];
+  const batch: number[] = [];
+  for (let i = 0; i < singles; i++) await claimOnce(1, single);
+  for (let i = 0; i < batches; i++) await claimOnce(batchSize, batch);
+  return { single, batch };
+}
+
+/** A URL for the same server and database with another `?schema=`. */
+function schemaUrl(schema: string): string {
+  const u = new URL(PG!.url);
+  u.searchParams.set('schema', schema);
+  return u.toString();
 }
 
 /**
- * PostgreSQL only: claim speed with big tables. 1,000,000 completed jobs of the bench queue
- * in jobs_done and 1,000,000 waiting jobs of another queue in jobs, written directly with
- * INSERT … SELECT (conveyor's schema, see migrations.ts), then VACUUM ANALYZE (the
- * statistics and visibility map autovacuum would have by then). Then the drain of `drain`
- * and single-job claim round trips, before the fill (empty tables) and after.
+ * PostgreSQL only: claim speed with a million rows present, beside the same claims on empty
+ * tables, in one sitting. Four stores, each in a scratch schema of its own (the url's
+ * schema name + a suffix, dropped and migrated afresh):
+ *   empty       nothing but the jobs being claimed
+ *   waiting     1,000,000 waiting jobs of ANOTHER queue in `jobs` (the claim index holds
+ *               them; the claimed queue's own jobs are few)
+ *   waiting+jit the same schema with the claim function's `jit = off` (migration 3)
+ *               replaced by `jit = on` for these claims only, to check that the migration
+ *               still matters
+ *   history     1,000,000 completed jobs of the claimed queue itself in `jobs_done`
+ * The rows are written directly with INSERT … SELECT (conveyor's schema, see
+ * migrations.ts), then every schema gets VACUUM ANALYZE (what autovacuum would have done
+ * by then). Then ROUNDS rounds, the targets in a rotated order each round so that drifts of
+ * this shared machine hit all of them alike; each round on each target: 100 single-job
+ * claims and 20 claims of 100 jobs (claimTimes). Then two rounds of drains of 20,000 jobs
+ * by a worker (concurrency 50, as in `drain`) per target. Reported: p50/p99 per target
+ * over all rounds, and the crowded/empty ratio of the medians, with the median and range
+ * of the per-round ratios.
  */
+type CrowdedKind = 'empty' | 'waiting' | 'waiting+jit' | 'history';
+const CROWDED_KINDS: readonly CrowdedKind[] = ['empty', 'waiting', 'waiting+jit', 'history'];
+const CROWDED = { rounds: 5, singles: Math.max(5, n(100)), batches: Math.max(2, n(20)), batchSize: 100, drain: n(20_000), drainRounds: 2 };
+
+interface CrowdedRun {
+  /** Per target: one array of claim times (ms) per round. */
+  readonly single: Map<CrowdedKind, number[][]>;
+  readonly batch: Map<CrowdedKind, number[][]>;
+  readonly drains: Map<CrowdedKind, DrainRun[]>;
+  readonly fillSecs: number;
+}
+
+async function measureCrowded(BIG: number): Promise<CrowdedRun> {
+  type Kind = CrowdedKind;
+  const kinds = CROWDED_KINDS;
+  const { rounds: ROUNDS, singles: SINGLES, batches: BATCHES, batchSize: BATCH_SIZE, drain: DRAIN, drainRounds: DRAIN_ROUNDS } = CROWDED;
+  const schemas: Record<'empty' | 'waiting' | 'history', string> = {
+    empty: `${PG!.schema}_empty`,
+    waiting: `${PG!.schema}_waiting`,
+    history: `${PG!.schema}_history`,
+  };
+  const schemaOf = (k: Kind): string => (k === 'waiting+jit' ? schemas.waiting : schemas[k]);
+  const qSchema = (s: string): string => quoteIdent(s);
+  const claimFn = (s: string): string => `${qSchema(s)}.claim_jobs(text[], integer, bigint, text, text, bigint, integer)`;
+  await withPg(async (c) => {
+    for (const s of Object.values(schemas)) await c.query(`DROP SCHEMA IF EXISTS ${qSchema(s)} CASCADE`);
+  });
+  const cvs = new Map<string, Conveyor>();
+  try {
+    for (const s of Object.values(schemas)) cvs.set(s, await Conveyor.open({ url: schemaUrl(s) }));
+    const cvOf = (k: Kind): Conveyor => cvs.get(schemaOf(k))!;
+    const claimQueue = queueName('crowded');
+    const other = queueName('crowded-other');
+    // Queue rows first (ids for the fill), then the fill.
+    for (const cv of cvs.values()) await cv.queue(claimQueue).add('bench', payload(-1));
+    await cvs.get(schemas.waiting)!.queue(other).add('bench', payload(-1));
+    const tFill = now();
+    await withPg(async (c) => {
+      const qid = async (schema: string, name: string): Promise<number> =>
+        Number((await c.query<{ id: number }>(`SELECT id FROM ${qSchema(schema)}.queues WHERE name = $1`, [name])).rows[0]!.id);
+      const t = Date.now() - 86_400_000;
+      const h = schemas.history;
+      await c.query(
+        `INSERT INTO ${qSchema(h)}.jobs_done (id, finished_at, run_at, created_at, started_at, queue, priority, attempts_made, max_attempts, stalls, state, name, data)
+         SELECT nextval('${h}.job_ids'), $1::bigint + g, $1::bigint + g, $1::bigint + g, $1::bigint + g, $2::int, 0, 1, 1, 0, 3, 'bench',
+                '{"i":' || g || ',"pad":"${PAD}"}'
+         FROM generate_series(1, $3::int) g`,
+        [t, await qid(h, claimQueue), BIG],
+      );
+      const w = schemas.waiting;
+      await c.query(
+        `INSERT INTO ${qSchema(w)}.jobs (id, run_at, created_at, queue, priority, max_attempts, state, name, data)
+         SELECT nextval('${w}.job_ids'), $1::bigint + g, $1::bigint + g, $2::int, 0, 1, 0, 'bench', '{"i":' || g || ',"pad":"${PAD}"}'
+         FROM generate_series(1, $3::int) g`,
+        [t, await qid(w, other), BIG],
+      );
+      for (const s of Object.values(schemas)) {
+        await c.query(`VACUUM ANALYZE ${qSchema(s)}.jobs`);
+        await c.query(`VACUUM ANALYZE ${qSchema(s)}.jobs_done`);
+      }
+    });
+    const fillSecs = (now() - tFill) / 1000;
+    const setJit = (on: boolean): Promise<void> =>
+      withPg(async (c) => {
+        await c.query(`ALTER FUNCTION ${claimFn(schemas.waiting)} SET jit = ${on ? 'on' : 'off'}`);
+      });
+    const rotated = (r: number): Kind[] => kinds.map((_, i) => kinds[(i + r) % kinds.length]!);
+
+    const single = new Map<Kind, number[][]>(kinds.map((k) => [k, []]));
+    const batch = new Map<Kind, number[][]>(kinds.map((k) => [k, []]));
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const k of rotated(r)) {
+        if (k === 'waiting+jit') await setJit(true);
+        try {
+          const t = await claimTimes(cvOf(k), claimQueue, SINGLES, BATCHES, BATCH_SIZE);
+          single.get(k)!.push(t.single);
+          batch.get(k)!.push(t.batch);
+        } finally {
+          if (k === 'waiting+jit') await setJit(false);
+        }
+      }
+    }
+    const drains = new Map<Kind, DrainRun[]>(kinds.map((k) => [k, []]));
+    for (let r = 0; r < DRAIN_ROUNDS; r++) {
+      for (const k of rotated(r)) {
+        if (k === 'waiting+jit') await setJit(true);
+        try {
+          drains.get(k)!.push(await drainQueue(cvOf(k), queueName(`crowded-drain-${r}-${k === 'waiting+jit' ? 'jit' : k}`), DRAIN));
+        } finally {
+          if (k === 'waiting+jit') await setJit(false);
+        }
+      }
+    }
+    return { single, batch, drains, fillSecs };
+  } finally {
+    for (const cv of cvs.values()) await cv.close();
+    await withPg(async (c) => {
+      for (const s of Object.values(schemas)) await c.query(`DROP SCHEMA IF EXISTS ${qSchema(s)} CASCADE`);
+    }).catch(() => undefined);
+  }
+}
+
 async function scenarioCrowded(): Promise<Row[]> {
   if (PG === null) return [];
   const BIG = n(1_000_000);
-  const N = n(50000);
-  const ROUND_TRIPS = 500;
-  const schema = quoteIdent(PG.schema);
-  const r = await withConveyor('crowded', 'normal', async (cv) => {
-    const name = queueName('crowded');
-    const other = queueName('crowded-other');
-    const empty = await claimRoundTrips(cv, name, ROUND_TRIPS);
-    await cv.queue(other).add('bench', payload(-1));
-    const tFill = now();
-    await withPg(async (c) => {
-      const ids = await c.query<{ name: string; id: number }>(`SELECT name, id FROM ${schema}.queues WHERE name = ANY($1::text[])`, [[name, other]]);
-      const qid = (queueName: string): number => ids.rows.find((row) => row.name === queueName)!.id;
-      const t = Date.now() - 86_400_000;
-      await c.query(
-        `INSERT INTO ${schema}.jobs_done (id, finished_at, run_at, created_at, started_at, queue, priority, attempts_made, max_attempts, stalls, state, name, data)
-         SELECT nextval('${PG!.schema}.job_ids'), $1::bigint + g, $1::bigint + g, $1::bigint + g, $1::bigint + g, $2::int, 0, 1, 1, 0, 3, 'bench',
-                '{"i":' || g || ',"pad":"${PAD}"}'
-         FROM generate_series(1, $3::int) g`,
-        [t, qid(name), BIG],
-      );
-      await c.query(
-        `INSERT INTO ${schema}.jobs (id, run_at, created_at, queue, priority, max_attempts, state, name, data)
-         SELECT nextval('${PG!.schema}.job_ids'), $1::bigint + g, $1::bigint + g, $2::int, 0, 1, 0, 'bench', '{"i":' || g || ',"pad":"${PAD}"}'
-         FROM generate_series(1, $3::int) g`,
-        [t, qid(other), BIG],
-      );
-      await c.query(`VACUUM ANALYZE ${schema}.jobs`);
-      await c.query(`VACUUM ANALYZE ${schema}.jobs_done`);
-    });
-    const fillSecs = (now() - tFill) / 1000;
-    const drain = await drainQueue(cv, name, N);
-    const full = await claimRoundTrips(cv, name, ROUND_TRIPS);
-    return { empty, full, drain, fillSecs };
-  });
+  const r = await measureCrowded(BIG);
+  const median = (xs: readonly number[]): number => percentiles(xs).p50;
+  const pooled = (m: Map<CrowdedKind, number[][]>, k: CrowdedKind): Pcts => percentiles(m.get(k)!.flat());
+  /** Per-round ratios of medians, k over base: "median (min–max)". */
+  const perRound = (m: Map<CrowdedKind, number[][]>, k: CrowdedKind, base: CrowdedKind): { median: number; text: string } => {
+    const ratios = m.get(k)!.map((xs, i) => median(xs) / median(m.get(base)![i]!));
+    const med = median(ratios);
+    return { median: med, text: `${med.toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})` };
+  };
+  const drainRate = (k: CrowdedKind): number => median(r.drains.get(k)!.map((d) => d.calls / d.secs));
+  const drainsOk = (k: CrowdedKind): boolean => r.drains.get(k)!.every((d) => d.ok);
+  const describe = (k: CrowdedKind, base: CrowdedKind, baseLabel: string): Pick<Row, 'headline' | 'details' | 'metrics'> => {
+    const s = pooled(r.single, k);
+    const s0 = pooled(r.single, base);
+    const b = pooled(r.batch, k);
+    const b0 = pooled(r.batch, base);
+    const sr = perRound(r.single, k, base);
+    const br = perRound(r.batch, k, base);
+    const d = drainRate(k);
+    const d0 = drainRate(base);
+    return {
+      headline: `${(s.p50 / s0.p50).toFixed(2)} × ${baseLabel}`,
+      details:
+        `single-job claim p50 ${ms(s.p50)} ms vs ${ms(s0.p50)} (${baseLabel}), p99 ${ms(s.p99)} vs ${ms(s0.p99)}; per-round ratio ${sr.text}; ` +
+        `${CROWDED.batchSize}-job claim p50 ${ms(b.p50)} ms vs ${ms(b0.p50)}, p99 ${ms(b.p99)} vs ${ms(b0.p99)}; ratio ${(b.p50 / b0.p50).toFixed(2)}, per round ${br.text}; ` +
+        `drain of ${rate(CROWDED.drain)} ${rate(d)} jobs/s vs ${rate(d0)} (${(d / d0).toFixed(2)} ×)${drainsOk(k) ? '' : ' DRAIN CHECK FAILED'}`,
+      metrics: {
+        single_p50_ms: round(s.p50),
+        single_p99_ms: round(s.p99),
+        base_single_p50_ms: round(s0.p50),
+        base_single_p99_ms: round(s0.p99),
+        single_ratio: round(s.p50 / s0.p50),
+        single_ratio_round_median: round(sr.median),
+        batch_p50_ms: round(b.p50),
+        batch_p99_ms: round(b.p99),
+        base_batch_p50_ms: round(b0.p50),
+        batch_ratio: round(b.p50 / b0.p50),
+        batch_ratio_round_median: round(br.median),
+        drain_jobs_per_s: round(d, 0),
+        base_drain_jobs_per_s: round(d0, 0),
+        drain_ratio: round(d / d0),
+        drains_ok: drainsOk(k),
+      },
+    };
+  };
+  const e = pooled(r.single, 'empty');
+  const eb = pooled(r.batch, 'empty');
+  const samples = `${CROWDED.rounds} interleaved rounds × (${CROWDED.singles} single-job + ${CROWDED.batches} × ${CROWDED.batchSize}-job claims), ${CROWDED.drainRounds} drains of ${rate(CROWDED.drain)}`;
+  const label = durabilityLabel('normal');
   return [
     {
-      scenario: `drain with ${rate(BIG)} completed + ${rate(BIG)} waiting elsewhere`,
-      durability: durabilityLabel('normal'),
-      jobs: N,
-      headline: `${rate(N / r.drain.secs)} jobs/s`,
-      details: `${drainDetails(r.drain)}; fill (INSERT … SELECT + VACUUM ANALYZE) took ${r.fillSecs.toFixed(1)} s`,
-      metrics: { jobs_per_s: round(N / r.drain.secs, 0), total_s: round(r.drain.secs), ack_lag_ms: round(r.drain.ackLagMs), ok: r.drain.ok, rows_done: BIG, rows_waiting_elsewhere: BIG },
+      scenario: 'claim, empty tables (baseline)',
+      durability: label,
+      jobs: null,
+      headline: `claim p50 ${ms(e.p50)} ms`,
+      details: `single-job claim p50 ${ms(e.p50)} ms, p99 ${ms(e.p99)}; ${CROWDED.batchSize}-job claim p50 ${ms(eb.p50)} ms, p99 ${ms(eb.p99)}; drain ${rate(drainRate('empty'))} jobs/s; ${samples}; fill of the crowded schemas (INSERT … SELECT + VACUUM ANALYZE) ${r.fillSecs.toFixed(1)} s`,
+      metrics: { single_p50_ms: round(e.p50), single_p99_ms: round(e.p99), batch_p50_ms: round(eb.p50), batch_p99_ms: round(eb.p99), drain_jobs_per_s: round(drainRate('empty'), 0), fill_s: round(r.fillSecs, 1) },
     },
-    {
-      scenario: 'single-job claim + complete, empty tables → crowded',
-      durability: durabilityLabel('normal'),
-      jobs: ROUND_TRIPS,
-      headline: `claim p50 ${ms(r.empty.claim.p50)} → ${ms(r.full.claim.p50)} ms`,
-      details: `claim p99 ${ms(r.empty.claim.p99)} → ${ms(r.full.claim.p99)} ms; complete p50 ${ms(r.empty.complete.p50)} → ${ms(r.full.complete.p50)} ms, p99 ${ms(r.empty.complete.p99)} → ${ms(r.full.complete.p99)} ms (each a commit)`,
-      metrics: {
-        claim_p50_empty_ms: round(r.empty.claim.p50),
-        claim_p50_crowded_ms: round(r.full.claim.p50),
-        claim_p99_empty_ms: round(r.empty.claim.p99),
-        claim_p99_crowded_ms: round(r.full.claim.p99),
-        complete_p50_empty_ms: round(r.empty.complete.p50),
-        complete_p50_crowded_ms: round(r.full.complete.p50),
-      },
-    },
+    { scenario: `claim with ${rate(BIG)} waiting jobs in another queue`, durability: label, jobs: BIG, ...describe('waiting', 'empty', 'empty') },
+    { scenario: `claim with ${rate(BIG)} completed jobs of the same queue`, durability: label, jobs: BIG, ...describe('history', 'empty', 'empty') },
+    { scenario: `claim with ${rate(BIG)} waiting elsewhere, claim_jobs SET jit = on (migration 3 undone)`, durability: label, jobs: BIG, ...describe('waiting+jit', 'waiting', 'jit off') },
   ];
 }
 
