@@ -10,12 +10,14 @@ import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.ts';
 import { registerAdd } from './commands/add.ts';
 import { registerConfig } from './commands/config.ts';
+import { registerDemo } from './commands/demo.ts';
 import { registerJobs } from './commands/jobs.ts';
 import { registerKeys } from './commands/keys.ts';
 import { registerLater } from './commands/later.ts';
 import { registerMigrate } from './commands/migrate.ts';
 import { registerQueues } from './commands/queues.ts';
 import { registerServe } from './commands/serve.ts';
+import { registerWorker } from './commands/worker.ts';
 import { EXIT_OK, EXIT_USAGE, errorContext, exitCodeFor, formatError } from './errors.ts';
 import { commandPath } from './shared.ts';
 
@@ -51,6 +53,8 @@ function buildProgram(): Command {
     .configureOutput({ outputError: (text, write) => write(`conveyor: ${text.replace(/^error: /, '')}`) })
     .showSuggestionAfterError(true);
   registerServe(program);
+  registerWorker(program);
+  registerDemo(program);
   registerMigrate(program);
   registerQueues(program);
   registerJobs(program);

@@ -7,16 +7,6 @@ import { CliError } from '../errors.ts';
 
 const LATER: ReadonlyArray<{ name: string; description: string; meanwhile: string }> = [
   {
-    name: 'worker',
-    description: '(not yet) run job handlers from a module or folder, on the store or over HTTP',
-    meanwhile: 'run workers with the library: `const cv = await Conveyor.open({ url }); cv.worker(queue, handler)` (docs/guide.md), or over HTTP (docs/http-api.md)',
-  },
-  {
-    name: 'demo',
-    description: '(not yet) a server, workers and a producer on the embedded store, in one command',
-    meanwhile: 'try `node examples/quickstart.ts`, and `conveyor serve` beside it',
-  },
-  {
     name: 'stats',
     description: '(not yet) a live view of counts and rates per queue',
     meanwhile: 'use `conveyor queues ls` (add --json for scripts), or the /metrics endpoint of `conveyor serve`',
@@ -30,6 +20,7 @@ const LATER: ReadonlyArray<{ name: string; description: string; meanwhile: strin
 
 export function registerLater(program: Command): void {
   for (const l of LATER) {
+    if (program.commands.some((c) => c.name() === l.name)) continue; // there now
     program
       .command(l.name)
       .description(l.description)
