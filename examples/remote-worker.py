@@ -80,14 +80,15 @@ def job_path(job, action):
 
 held = {}  # id -> job: every job claimed and not yet acknowledged or released
 held_lock = threading.Lock()
-stopping = threading.Event()
-state = {"idle": False}  # True only while a claim is long-polling
+# Set by the signal handler, which touches no lock or Event (the main thread might hold it).
+state = {"stopping": False, "idle": False}  # idle: waiting in a long poll or a pause, interruptible
+done = threading.Event()  # set by the main thread when it leaves: stops the heartbeat thread
 
 
 def heartbeats():
     """Renews every held lease each third of LEASE_MS (batched), and reports this worker every 15 s."""
     last_report = float("-inf")
-    while not stopping.wait(LEASE_MS / 3000):
+    while not done.wait(LEASE_MS / 3000):
         with held_lock:
             items = [{"id": j["id"], "token": j["lease"]["token"], "queue": j["queue"]} for j in held.values()]
         try:
@@ -151,23 +152,28 @@ class Shutdown(Exception):
 
 
 def on_signal(signum, _frame):
-    stopping.set()
-    # Idle in a long poll: stop waiting now. (Should the claim's answer already be on its way,
-    # its jobs are never seen here and come back when their lease expires.)
+    state["stopping"] = True
+    # Idle in a long poll or a pause: stop waiting now. (Should a claim's answer already be on
+    # its way, its jobs are never seen here and come back when their lease expires.)
     if state["idle"]:
         raise Shutdown()
 
 
-def claim():
-    """Long-polls for up to BATCH jobs. Only here can a signal interrupt the main thread."""
+def idle(fn, *args):
+    """Runs fn (holding no lock) where a signal may interrupt it with Shutdown."""
     state["idle"] = True
     try:
-        if stopping.is_set():
-            return []
-        return call("POST", "/api/v1/claim", {"queues": QUEUES, "limit": BATCH, "leaseMs": LEASE_MS, "waitMs": WAIT_MS,
-                                              "workerId": WORKER_ID}, timeout=WAIT_MS / 1000 + 10)["jobs"]
+        if state["stopping"]:
+            raise Shutdown()
+        return fn(*args)
     finally:
         state["idle"] = False
+
+
+def claim():
+    """Long-polls for up to BATCH jobs."""
+    return call("POST", "/api/v1/claim", {"queues": QUEUES, "limit": BATCH, "leaseMs": LEASE_MS, "waitMs": WAIT_MS,
+                                          "workerId": WORKER_ID}, timeout=WAIT_MS / 1000 + 10)["jobs"]
 
 
 def main():
@@ -179,24 +185,26 @@ def main():
     threading.Thread(target=heartbeats, daemon=True).start()
     log(f"claiming from {','.join(QUEUES)} at {URL}")
     pause = 0.5
-    while not stopping.is_set():
+    while not state["stopping"]:
         try:
-            jobs = claim()
-            pause = 0.5
+            try:
+                jobs = idle(claim)
+                pause = 0.5
+            except (ApiError, OSError) as e:  # OSError: server unreachable, connection reset, timeout
+                if isinstance(e, ApiError) and e.status in (400, 401, 403, 404):
+                    log(f"cannot claim: {e}")
+                    done.set()
+                    return 1
+                log(f"claim failed, retrying in {pause}s: {e}")
+                idle(time.sleep, pause)
+                pause = min(pause * 2, 30)
+                continue
         except Shutdown:
             break
-        except (ApiError, OSError) as e:  # OSError: server unreachable, connection reset, timeout
-            if isinstance(e, ApiError) and e.status in (400, 401, 403, 404):
-                log(f"cannot claim: {e}")
-                return 1
-            log(f"claim failed, retrying in {pause}s: {e}")
-            stopping.wait(pause)
-            pause = min(pause * 2, 30)
-            continue
         with held_lock:
             held.update((j["id"], j) for j in jobs)
         for job in jobs:
-            if stopping.is_set():
+            if state["stopping"]:
                 break  # the rest are released below
             with held_lock:
                 if job["id"] not in held:
@@ -212,6 +220,7 @@ def main():
             else:
                 log(f"job {job['id']}: lease lost while running, result dropped")
         release_held()
+    done.set()
     release_held()
     try:
         call("DELETE", f"/api/v1/workers/{urllib.parse.quote(WORKER_ID, safe='')}")
