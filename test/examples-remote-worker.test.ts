@@ -2,12 +2,14 @@
  * examples/remote-worker.py, the Python worker that docs/http-api.md describes, run as a
  * real subprocess against a real server on a loopback port (temp SQLite store, API keys on):
  * it long-polls, renews a lease shorter than a job, completes, retries and fails jobs as
- * their data asks, reports itself to the worker registry, and exits 0 on SIGTERM.
+ * their data asks, reports itself to the worker registry, and exits 0 on SIGTERM (also while
+ * the server is unreachable and it is backing off).
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Conveyor } from '../src/index.ts';
@@ -23,6 +25,7 @@ describe('examples/remote-worker.py against a real server', () => {
   let cv: Conveyor;
   let server: RunningServer;
   let worker: ChildProcess | undefined;
+  const extra: ChildProcess[] = [];
   let output = '';
   let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
@@ -51,7 +54,7 @@ describe('examples/remote-worker.py against a real server', () => {
   });
 
   after(async () => {
-    if (worker && worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
+    for (const child of [worker, ...extra]) if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await server?.close();
     await cv?.close({ timeoutMs: 2000 });
     fs.rmSync(dir, { recursive: true, force: true });
@@ -108,5 +111,25 @@ describe('examples/remote-worker.py against a real server', () => {
     assert.ok(Date.now() - t0 < 10_000, `exited ${Date.now() - t0} ms after SIGTERM`);
     assert.match(output, /stopped/);
     assert.ok(!(await cv.store.listWorkers({ since: 0 })).some((w) => w.queues.includes(QUEUE)), 'the worker removed itself from the registry');
+  });
+
+  it('keeps retrying while the server is unreachable, and still exits 0 at once on SIGTERM', async () => {
+    // A port that was free a moment ago: every claim fails with "connection refused".
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    let log = '';
+    const child = spawn('python3', [SCRIPT], { env: { ...process.env, CONVEYOR_URL: `http://127.0.0.1:${port}`, CONVEYOR_QUEUES: QUEUE }, stdio: ['ignore', 'pipe', 'pipe'] });
+    extra.push(child);
+    child.stderr.on('data', (b: Buffer) => (log += b.toString()));
+    const done = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await waitUntil(() => (log.match(/claim failed/g) ?? []).length >= 3, `three failed claims (output: ${log})`, 20_000);
+    const t0 = Date.now();
+    child.kill('SIGTERM');
+    assert.equal(await done, 0, log);
+    assert.ok(Date.now() - t0 < 5000, `exited ${Date.now() - t0} ms after SIGTERM`);
   });
 });
