@@ -289,6 +289,16 @@ describe('conveyor worker', () => {
         assert.match(r.stderr, /next: /);
       }),
     );
+    // ES module syntax in a package that says "type": "commonjs" (npm init -y): exit 1, saying how to fix it.
+    const cjs = path.join(dir, 'cjs-project');
+    fs.mkdirSync(path.join(cjs, 'jobs'), { recursive: true });
+    fs.writeFileSync(path.join(cjs, 'package.json'), '{"name":"app","type":"commonjs"}\n');
+    fs.writeFileSync(path.join(cjs, 'jobs', 'email.ts'), 'export default async function (job: { data: unknown }): Promise<unknown> { return job.data; }\n');
+    const cjsRun = await cli(['worker', '--handlers', 'jobs'], env, cjs);
+    expectStatus(cjsRun, 1);
+    assert.match(cjsRun.stderr, /could not load jobs\/email\.ts: .*Node loads it as CommonJS because package\.json says "type": "commonjs"/);
+    assert.match(cjsRun.stderr, /next: name the file email\.mts, or set "type": "module" in package\.json/);
+
     const noFlag = await cli(['worker'], env);
     expectStatus(noFlag, 2);
     assert.match(noFlag.stderr, /required option '--handlers <path>' not specified/);

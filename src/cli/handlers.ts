@@ -176,11 +176,35 @@ async function importFile(file: string): Promise<Record<string, unknown>> {
     if (code === 'ERR_UNSUPPORTED_NODE_MODULES_TYPE_STRIPPING') {
       throw new CliError(`${relative(file)}: ${message}`, 'Node does not strip types of files under node_modules: compile these handlers to .js, or keep them outside node_modules');
     }
+    if (err instanceof SyntaxError && /Unexpected token 'export'|Cannot use import statement outside a module/.test(message)) {
+      const pkg = nearestPackageJson(path.dirname(file));
+      throw new CliError(
+        `could not load ${relative(file)}: ${message}: it uses ES module syntax (import/export), and Node loads it as CommonJS` +
+          (pkg === null ? '' : ` because ${relative(pkg.path)} ${pkg.type === undefined ? 'has no "type" field' : `says "type": "${pkg.type}"`}`),
+        `name the file ${path.basename(file, ext)}${ext.includes('ts') ? '.mts' : '.mjs'}, or set "type": "module" in ${pkg === null ? 'a package.json beside it' : relative(pkg.path)}`,
+      );
+    }
     const where = err instanceof Error && err.stack ? firstFrameIn(err.stack, file) : undefined;
     throw new CliError(
       `could not load ${relative(file)}${where === undefined ? '' : ` (${where})`}: ${code !== undefined && !message.includes(String(code)) ? `${String(code)}: ` : ''}${message}`,
       'fix the error in the handler file (CONVEYOR_DEBUG=1 shows the whole stack)',
     );
+  }
+}
+
+/** The package.json that decides how Node loads files in `dir` (its "type"), or null. */
+function nearestPackageJson(dir: string): { path: string; type: string | undefined } | null {
+  for (let d = dir; ; d = path.dirname(d)) {
+    const candidate = path.join(d, 'package.json');
+    if (fs.existsSync(candidate)) {
+      try {
+        const type = (JSON.parse(fs.readFileSync(candidate, 'utf8')) as { type?: unknown }).type;
+        return { path: candidate, type: typeof type === 'string' ? type : undefined };
+      } catch {
+        return { path: candidate, type: undefined };
+      }
+    }
+    if (path.dirname(d) === d) return null;
   }
 }
 
