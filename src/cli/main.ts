@@ -17,6 +17,8 @@ import { registerLater } from './commands/later.ts';
 import { registerMigrate } from './commands/migrate.ts';
 import { registerQueues } from './commands/queues.ts';
 import { registerServe } from './commands/serve.ts';
+import { registerStats } from './commands/stats.ts';
+import { registerBench } from './commands/bench.ts';
 import { registerWorker } from './commands/worker.ts';
 import { EXIT_OK, EXIT_USAGE, errorContext, exitCodeFor, formatError } from './errors.ts';
 import { commandPath } from './shared.ts';
@@ -61,6 +63,8 @@ function buildProgram(): Command {
   registerAdd(program);
   registerKeys(program);
   registerConfig(program);
+  registerStats(program);
+  registerBench(program);
   registerLater(program);
   program.addHelpText('after', FOOTER);
   visit(program, (cmd) => {

@@ -5,18 +5,7 @@
 import type { Command } from 'commander';
 import { CliError } from '../errors.ts';
 
-const LATER: ReadonlyArray<{ name: string; description: string; meanwhile: string }> = [
-  {
-    name: 'stats',
-    description: '(not yet) a live view of counts and rates per queue',
-    meanwhile: 'use `conveyor queues ls` (add --json for scripts), or the /metrics endpoint of `conveyor serve`',
-  },
-  {
-    name: 'bench',
-    description: '(not yet) the benchmark, against any store URL',
-    meanwhile: 'in a clone of the repository, run `npm run bench` (bench/bench.ts; see docs/performance.md)',
-  },
-];
+const LATER: ReadonlyArray<{ name: string; description: string; meanwhile: string }> = [];
 
 export function registerLater(program: Command): void {
   for (const l of LATER) {
