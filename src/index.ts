@@ -3,7 +3,7 @@
  * store authors is on its own subpath, `conveyor-queue/store`.
  */
 export { Conveyor, type ConveyorOptions } from './engine/conveyor.ts';
-export { Queue, type QueueOptions, type BulkJob, type GetJobsOptions, type CleanOptions } from './engine/queue.ts';
+export { Queue, wasDuplicate, type QueueOptions, type BulkJob, type GetJobsOptions, type CleanOptions } from './engine/queue.ts';
 export { Worker, type WorkerOptions, type Handler, type JobContext, type WorkerEvents, type WorkerStats } from './engine/worker.ts';
 export { Job } from './engine/job.ts';
 export { RemoteConveyor, RemoteQueue, type ConnectOptions } from './client/remote.ts';

@@ -145,6 +145,9 @@ function describe(value: unknown): string {
   return `${typeof value === 'function' ? 'a function' : String(value)}`;
 }
 
+/** 9999-12-31T23:59:59.999Z: later run times are mistakes (seconds passed as ms twice, 1e300). */
+const MAX_RUN_AT = 253_402_300_799_999;
+
 export function checkQueueName(name: unknown): string {
   if (typeof name !== 'string' || !QUEUE_NAME.test(name)) {
     invalid(
@@ -155,10 +158,14 @@ export function checkQueueName(name: unknown): string {
   return name;
 }
 
+/** Control characters (NUL above all: PostgreSQL text cannot hold it) have no place in names and ids. */
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
 export function checkJobName(name: unknown): string {
   if (typeof name !== 'string' || name.length === 0 || name.length > 256) {
     invalid(`job name must be a string of 1-256 characters, got ${describe(name)}`);
   }
+  if (CONTROL_CHARS.test(name)) invalid(`job name ${JSON.stringify(name)} contains control characters; use printable text`);
   return name;
 }
 
@@ -167,6 +174,7 @@ export function checkJobId(id: unknown): string {
   if (typeof id !== 'string' || id.length === 0 || id.length > 256) {
     invalid(`jobId must be a string of 1-256 characters, got ${describe(id)}`, { option: 'jobId' });
   }
+  if (CONTROL_CHARS.test(id)) invalid(`jobId ${JSON.stringify(id)} contains control characters; use printable text`, { option: 'jobId' });
   if (/^\d+$/.test(id)) {
     invalid(`jobId ${describe(id)} is all digits, which is reserved for generated ids; add a prefix such as 'order-${id}'`, {
       option: 'jobId',
@@ -245,6 +253,7 @@ export function normalizeJobOptions(input: JobOptions | undefined, defaults: Job
   if (o.runAt !== undefined) {
     const ms = o.runAt instanceof Date ? o.runAt.getTime() : o.runAt;
     if (typeof ms !== 'number' || !Number.isFinite(ms)) invalid(`runAt must be a Date or epoch milliseconds, got ${describe(o.runAt)}`);
+    if (ms > MAX_RUN_AT) invalid(`runAt ${describe(o.runAt)} is after the year 9999; give a real date`);
     runAt = Math.max(now, Math.round(ms));
   } else if (o.delay !== undefined) {
     runAt = now + checkDuration(o.delay, 'delay');

@@ -39,6 +39,7 @@ export async function createApiKey(store: Store, params: { name: string; scopes:
   if (typeof params.name !== 'string' || params.name.length === 0 || params.name.length > 200) {
     throw new ValidationError('INVALID_ARGUMENT', 'a key needs a name of 1 to 200 characters (who or what uses it)');
   }
+  if (/[\u0000-\u001f\u007f]/.test(params.name)) throw new ValidationError('INVALID_ARGUMENT', 'a key name must be printable text (no control characters)');
   const scopes = checkScopes(params.scopes);
   const expiresAt = params.expiresAt ?? null;
   if (expiresAt !== null && (!Number.isSafeInteger(expiresAt) || expiresAt <= 0)) throw new ValidationError('INVALID_ARGUMENT', 'expiresAt must be epoch milliseconds');

@@ -269,7 +269,7 @@ export class LeaseService {
     const now = Date.now();
     const prepared = await Promise.all(
       items.map(async (item) => {
-        const known = await this.#lookup(item);
+        const known = await this.#lookup(item, true);
         const error: AttemptError = {
           message: item.error.message,
           ...(item.error.name === undefined ? {} : { name: item.error.name }),
@@ -331,10 +331,25 @@ export class LeaseService {
   }
 
   /** The claimed job's options: remembered from our claim, else read (claimed through another server). */
-  async #lookup(item: { id: string; queue?: string | undefined }): Promise<Remembered | null> {
+  /**
+   * Whether job `id` is in `queue` (for single-job endpoints, whose path names both): from
+   * what this process remembers of its claims, else one read.
+   */
+  async inQueue(queue: string, id: string): Promise<boolean> {
+    const known = this.#remembered.get(id);
+    if (known) return known.queue === queue;
+    return (await this.#store.getJob({ queue, id })) !== null;
+  }
+
+  async #lookup(item: { id: string; queue?: string | undefined }, need = false): Promise<Remembered | null> {
     const known = this.#remembered.get(item.id);
     if (known) return known;
-    if (item.queue === undefined) return null;
+    if (item.queue === undefined) {
+      // Claimed through another server (or before a restart): without the queue the job's
+      // retry policy cannot be read, and guessing would fail a job that has attempts left.
+      if (need) throw new ValidationError('INVALID_ARGUMENT', `job ${item.id}: send its queue with the failure (this server did not hand out its lease)`, { details: { id: item.id } });
+      return null;
+    }
     const record = await this.#store.getJob({ queue: item.queue, id: item.id });
     if (record === null) return null;
     return { queue: record.queue, name: record.name, opts: record.opts, attemptsMade: record.attemptsMade };

@@ -52,6 +52,19 @@ export interface QueueDeps {
 /** Store-side page size for bulk admin operations, so none holds a lock for long. */
 const ADMIN_CHUNK = 1000;
 
+/** Jobs an add answered with because their `jobId` was live: nothing was written for them. */
+const duplicates = new WeakSet<Job<any, any>>();
+
+function markDuplicate<T extends Job<any, any>>(job: T): T {
+  duplicates.add(job);
+  return job;
+}
+
+/** Whether `add`/`addBulk` returned this job because its `jobId` was still live (nothing was added). */
+export function wasDuplicate(job: Job<any, any>): boolean {
+  return duplicates.has(job);
+}
+
 export class Queue<Data = unknown, Result = unknown> {
   readonly name: string;
   readonly defaultJobOptions: JobOptions | undefined;
@@ -72,7 +85,7 @@ export class Queue<Data = unknown, Result = unknown> {
     this.#deps.assertOpen();
     const job = this.#prepare(name, data, opts);
     const result = await this.#deps.batcher.add(job);
-    if (result.status === 'duplicate') return (await this.getJob(result.id)) ?? this.#fresh(job, result.id);
+    if (result.status === 'duplicate') return markDuplicate((await this.getJob(result.id)) ?? this.#fresh(job, result.id));
     return this.#fresh(job, result.id);
   }
 
@@ -141,7 +154,7 @@ export class Queue<Data = unknown, Result = unknown> {
     const out: Array<Job<Data, Result>> = [];
     for (let i = 0; i < prepared.length; i++) {
       const r = results[i]!;
-      out.push(r.status === 'duplicate' ? ((await this.getJob(r.id)) ?? this.#fresh(prepared[i]!, r.id)) : this.#fresh(prepared[i]!, r.id));
+      out.push(r.status === 'duplicate' ? markDuplicate((await this.getJob(r.id)) ?? this.#fresh(prepared[i]!, r.id)) : this.#fresh(prepared[i]!, r.id));
     }
     return out;
   }

@@ -33,6 +33,16 @@ const STATUS: Record<ErrorCode, number> = {
   INTERNAL: 500,
 };
 
+const SERVER_FAULT: Partial<Record<ErrorCode, string>> = {
+  STORE_BUSY: 'the store is busy; retry shortly',
+  STORE_UNAVAILABLE: 'the store cannot be reached right now; retry shortly',
+  CLOSED: 'the server is shutting down; retry against another server',
+  STORE_SCHEMA: 'the store\'s schema does not match this server; the operator must run `conveyor migrate` or upgrade',
+  STORE_ERROR: 'the store failed; the server\'s log has the details',
+  UNSUPPORTED_STORE: 'the server is misconfigured',
+  INTERNAL: 'internal error; the server\'s log has the details',
+};
+
 export interface ErrorBody {
   readonly error: { readonly code: ErrorCode; readonly message: string; readonly details?: unknown; readonly requestId?: string };
 }
@@ -63,11 +73,13 @@ interface FastifyishError {
 export function toHttpError(err: unknown, requestId: string): { status: number; body: ErrorBody; internal: boolean } {
   if (err instanceof ConveyorError) {
     const status = statusFor(err.code);
+    // Server-side faults never echo the store's own message (SQL, SQLSTATEs, paths): the
+    // client gets the code and a request id, the server's log gets everything.
     const body: ErrorBody['error'] =
       status >= 500
-        ? { code: err.code, message: `${err.message} (request ${requestId})`, requestId }
+        ? { code: err.code, message: `${SERVER_FAULT[err.code] ?? 'the server failed'} (request ${requestId})`, requestId }
         : { code: err.code, message: err.message, ...(err.details === undefined ? {} : { details: err.details }) };
-    return { status, body: { error: body }, internal: status >= 500 && err.code !== 'STORE_UNAVAILABLE' && err.code !== 'STORE_BUSY' && err.code !== 'CLOSED' };
+    return { status, body: { error: body }, internal: status >= 500 };
   }
   const e = (typeof err === 'object' && err !== null ? err : {}) as FastifyishError;
   if (Array.isArray(e.validation)) {

@@ -48,14 +48,24 @@ export class ServerMetrics {
       collect: async () => {
         const queues = await this.#readQueues();
         this.#jobs.reset();
-        this.#paused.reset();
         for (const q of queues) {
           for (const state of JOB_STATES) this.#jobs.set({ queue: q.name, state }, q.counts[state]);
-          this.#paused.set({ queue: q.name }, q.paused ? 1 : 0);
         }
       },
     });
-    this.#paused = new client.Gauge({ name: 'conveyor_queue_paused', help: '1 when the queue is paused', labelNames: ['queue'], registers });
+    // Its own collect (reading the same cached answer): gauges are collected concurrently,
+    // so one may not fill in another's values in time for the same scrape.
+    this.#paused = new client.Gauge({
+      name: 'conveyor_queue_paused',
+      help: '1 when the queue is paused',
+      labelNames: ['queue'],
+      registers,
+      collect: async () => {
+        const queues = await this.#readQueues();
+        this.#paused.reset();
+        for (const q of queues) this.#paused.set({ queue: q.name }, q.paused ? 1 : 0);
+      },
+    });
     new client.Gauge({
       name: 'conveyor_active_leases',
       help: 'Jobs currently leased by a worker (state active), all queues',

@@ -42,6 +42,11 @@ export interface ServerOptions {
   readonly bodyLimit?: number;
   /** Requests per key (or per client address without auth) per minute; 0 turns it off. Default 60,000. */
   readonly rateLimitPerMinute?: number;
+  /**
+   * Trust `X-Forwarded-For` from a reverse proxy (fastify's trustProxy: true, or proxy
+   * addresses), so rate limits without keys and logs see the client's address. Default false.
+   */
+  readonly trustProxy?: boolean | string | string[];
   /** How long a verified key is trusted before it is read again (a revocation takes effect within this). Default 5,000 ms. */
   readonly keyCacheMs?: number;
   readonly maintenance?: MaintenanceOptions | false;
@@ -137,6 +142,7 @@ export async function buildServer(conveyor: Conveyor, options: ServerOptions = {
   const app = Fastify({
     logger: options.logger === undefined ? { level: 'info' } : options.logger,
     bodyLimit: options.bodyLimit ?? 16 * 1024 * 1024,
+    trustProxy: options.trustProxy ?? false,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
@@ -161,6 +167,11 @@ export async function buildServer(conveyor: Conveyor, options: ServerOptions = {
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv.compile(schema) : queryAjv.compile(schema)));
 
   app.decorateRequest('apiKey', null);
+
+  // Public routes need no key: say so in the OpenAPI document (the default is bearer auth).
+  app.addHook('onRoute', (route) => {
+    if (route.config?.scope === 'public' && route.schema) (route.schema as Record<string, unknown>).security = [];
+  });
 
   app.setErrorHandler((err, request, reply) => {
     const { status, body, internal } = toHttpError(err, request.id);

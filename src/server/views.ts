@@ -58,6 +58,9 @@ export function workerView(w: WorkerInfo, now: number, reportEveryMs: number): R
 
 // ------------------------------------------------------------------------ schemas
 
+/** Names and ids are printable text: no control characters (PostgreSQL text cannot even hold NUL). */
+export const PRINTABLE = '^[^\\u0000-\\u001f\\u007f]*$';
+
 export const queueParam = {
   type: 'object',
   properties: { queue: { type: 'string', minLength: 1, maxLength: 200 } },

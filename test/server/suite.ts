@@ -142,7 +142,12 @@ export function serverSuite(label: string, makeStore: StoreFactory): void {
       const a = await api('POST', `/api/v1/queues/${q}/jobs`, { name: 'x', data: 1, opts: { jobId: 'order-7' } });
       const b = await api('POST', `/api/v1/queues/${q}/jobs`, { name: 'x', data: 2, opts: { jobId: 'order-7' } });
       assert.equal(a.body.id, 'order-7');
+      assert.equal(a.status, 201);
+      assert.equal(a.body.duplicate, false);
       assert.equal(b.body.id, 'order-7');
+      assert.equal(b.status, 200, 'a duplicate adds nothing: 200, not 201');
+      assert.equal(b.body.duplicate, true);
+      assert.equal((await cv.queue(q).getJob('order-7'))?.data, 1, 'the first job is kept');
       const bulk = await api('POST', `/api/v1/queues/${q}/jobs/bulk`, { jobs: [{ name: 'a', data: 1 }, { name: 'b', data: 2, opts: { delay: 60_000 } }] });
       assert.equal(bulk.status, 201);
       assert.deepEqual(bulk.body.jobs.map((j: any) => j.state), ['waiting', 'delayed']);
@@ -180,7 +185,14 @@ export function serverSuite(label: string, makeStore: StoreFactory): void {
         [await api('POST', `/api/v1/claim`, { queues: [] }), 400, 'INVALID_ARGUMENT'],
         [await api('POST', `/api/v1/claim`, { queues: [q], limit: 100000 }), 400, 'INVALID_ARGUMENT'],
         [await api('POST', `/api/v1/leases/complete`, { items: [{ id: '1' }] }), 400, 'INVALID_ARGUMENT'],
-        [await api('POST', `/api/v1/queues/${q}/jobs/1/complete`, { token: 'nope' }), 409, 'LEASE_LOST'],
+        [await api('POST', `/api/v1/queues/${q}/jobs/1/complete`, { token: 'nope' }), 404, 'JOB_NOT_FOUND'],
+        [await api('POST', `/api/v1/queues/bad%20q/jobs/1/complete`, { token: 'nope' }), 400, 'INVALID_ARGUMENT'],
+        [await api('POST', `/api/v1/queues/${q}/jobs`, { name: 'nul\u0000name' }), 400, 'INVALID_ARGUMENT'],
+        [await api('POST', `/api/v1/queues/${q}/jobs`, { name: 'x', opts: { jobId: 'a\u0000b' } }), 400, 'INVALID_ARGUMENT'],
+        [await api('POST', `/api/v1/queues/${q}/jobs`, { name: 'x', opts: { runAt: 1e300 } }), 400, 'INVALID_ARGUMENT'],
+        [await api('POST', `/api/v1/claim`, { queues: [q], workerId: 'w\u0000' }), 400, 'INVALID_ARGUMENT'],
+        [await api('POST', `/api/v1/workers/report`, { id: 'w\u0000', host: 'h', pid: 1, queues: [q], concurrency: 1, active: 0 }), 400, 'INVALID_ARGUMENT'],
+        [await api('GET', `/api/v1/queues/${q}/jobs?cursor=zzz`), 404, 'NOT_FOUND'],
         [await api('GET', `/api/v1/events?lastEventId=abc`), 400, 'INVALID_ARGUMENT'],
       ];
       for (const [reply, status, code] of cases) assertError(reply, status, code);
@@ -234,6 +246,10 @@ export function serverSuite(label: string, makeStore: StoreFactory): void {
       assert.equal(fatalDetail.body.job.errors[0].message, 'bad address');
       assert.match(fatalDetail.body.job.errors[0].stack, /at x/);
 
+      // The path names the queue: a job of another queue is not found there.
+      const other = qname();
+      assertError(await api('POST', `/api/v1/queues/${other}/jobs/${flaky.id}/heartbeat`, { token: flaky.lease.token }), 404, 'JOB_NOT_FOUND');
+
       // The retried job comes back as attempt 2; release gives it back unstarted.
       const again = await api('POST', '/api/v1/claim', { queues: [q], limit: 10 });
       assert.equal(again.body.jobs.length, 1);
@@ -241,6 +257,22 @@ export function serverSuite(label: string, makeStore: StoreFactory): void {
       const released = await api('POST', '/api/v1/leases/release', { items: [{ id: again.body.jobs[0].id, token: again.body.jobs[0].lease.token }] });
       assert.equal(released.body.results[0].status, 'applied');
       assert.equal((await cv.queue(q).getJob(flaky.id))?.state, 'waiting');
+    });
+
+    it('fails a job claimed through another server by its queue, and refuses to guess without it', async () => {
+      const q = qname();
+      await api('POST', `/api/v1/queues/${q}/jobs`, { name: 'x', opts: { attempts: 3 } });
+      const job = (await api('POST', '/api/v1/claim', { queues: [q] })).body.jobs[0];
+      const other = await startServer(cv, { port: 0, logger: false, maintenance: false });
+      try {
+        const call = client(other.url);
+        assertError(await call('POST', '/api/v1/leases/fail', { items: [{ id: job.id, token: job.lease.token, error: { message: 'x' } }] }), 400, 'INVALID_ARGUMENT');
+        assert.equal((await cv.queue(q).getJob(job.id))?.state, 'active', 'nothing changed');
+        const r = await call('POST', '/api/v1/leases/fail', { items: [{ id: job.id, token: job.lease.token, queue: q, error: { message: 'x' } }] });
+        assert.deepEqual([r.body.results[0].status, r.body.results[0].state], ['applied', 'waiting'], 'attempts left: retried');
+      } finally {
+        await other.close();
+      }
     });
 
     it('long-polls a claim until a job arrives', async () => {
@@ -306,6 +338,9 @@ export function serverSuite(label: string, makeStore: StoreFactory): void {
       assert.equal((await api('POST', `/api/v1/queues/${q}/retry-failed`, {})).body.count, 2);
       const delayed = await api('POST', `/api/v1/queues/${q}/jobs`, { name: 'd', opts: { delay: 600_000 } });
       assert.equal((await api('POST', `/api/v1/queues/${q}/jobs/${delayed.body.id}/promote`)).body.state, 'waiting');
+      assertError(await api('GET', `/api/v1/queues/${q}/jobs?cursor=not-a-cursor`), 400, 'INVALID_ARGUMENT');
+      assertError(await api('GET', `/api/v1/queues/${q}/jobs/999999/logs`), 404, 'JOB_NOT_FOUND');
+      assert.equal((await api('POST', `/api/v1/queues/${q}/retry-failed`)).status, 200, 'no body is fine when every field is optional');
       assert.equal((await api('POST', `/api/v1/queues/${q}/clean`, { state: 'waiting', keep: 5 })).body.count, 2);
       assertError(await api('POST', `/api/v1/queues/${q}/clean`, { state: 'active' }), 400, 'INVALID_ARGUMENT');
       assert.equal((await api('POST', `/api/v1/queues/${q}/drain`, {})).body.count, 5);
@@ -313,23 +348,29 @@ export function serverSuite(label: string, makeStore: StoreFactory): void {
 
     it('streams events live and replays what a reconnecting client missed', async () => {
       const q = qname();
-      const live = readEvents(`${server.url}/api/v1/events?queues=${q}`, {}, 3);
+      const live = readEvents(`${server.url}/api/v1/events?queues=${q}`, {}, 4);
       await new Promise((r) => setTimeout(r, 300));
       const added = await api('POST', `/api/v1/queues/${q}/jobs`, { name: 'e', data: 1 });
       const job = (await api('POST', '/api/v1/claim', { queues: [q] })).body.jobs[0];
+      await api('POST', `/api/v1/queues/${q}/jobs/${job.id}/progress`, { token: job.lease.token, progress: { pct: 10 } });
       await api('POST', `/api/v1/queues/${q}/jobs/${job.id}/complete`, { token: job.lease.token });
       const events = await live;
-      assert.deepEqual(events.map((e) => e.event), ['added', 'active', 'completed']);
+      assert.deepEqual(events.map((e) => e.event), ['added', 'active', 'progress', 'completed']);
       assert.ok(events.every((e) => e.data.queue === q && e.data.jobs[0].id === added.body.id));
-      assert.ok(Number(events[0]!.id) < Number(events[1]!.id) && Number(events[1]!.id) < Number(events[2]!.id));
+      assert.deepEqual(events[2]!.data.jobs[0].progress, { pct: 10 }, 'progress is a JSON value, not JSON text');
+      for (let i = 1; i < events.length; i++) assert.ok(Number(events[i - 1]!.id) < Number(events[i]!.id), 'ids increase');
 
-      // Missed while disconnected: resume after the first event, get the other two, then live ones.
-      const resumed = readEvents(`${server.url}/api/v1/events?queues=${q}`, { 'last-event-id': events[0]!.id }, 3);
+      // Missed while disconnected: resume after the first event, get the rest, then live ones.
+      const resumed = readEvents(`${server.url}/api/v1/events?queues=${q}`, { 'last-event-id': events[0]!.id }, 4);
       await new Promise((r) => setTimeout(r, 300));
       await api('POST', `/api/v1/queues/${q}/pause`);
       const replay = await resumed;
-      assert.deepEqual(replay.map((e) => e.event), ['active', 'completed', 'paused']);
-      assert.deepEqual(replay.map((e) => e.id).slice(0, 2), [events[1]!.id, events[2]!.id]);
+      assert.deepEqual(replay.map((e) => e.event), ['active', 'progress', 'completed', 'paused']);
+      assert.deepEqual(replay.map((e) => e.id).slice(0, 3), events.slice(1).map((e) => e.id));
+
+      // An id from another store (or long pruned) is answered with a reset, not silence.
+      const reset = await readEvents(`${server.url}/api/v1/events?queues=${q}`, { 'last-event-id': '9999999999' }, 1);
+      assert.equal(reset[0]!.event, 'reset');
     });
 
     it('exports Prometheus metrics from the event log', async () => {

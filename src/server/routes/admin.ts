@@ -8,14 +8,14 @@
  * flag) answer 404, so a typo in a queue name is never a silent no-op. Pausing a queue
  * that has no jobs yet is allowed: it creates the flag, so workers never start on it.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ConveyorError } from '../../errors.ts';
 import { createApiKey, describeKey } from '../../engine/api-keys.ts';
 import type { JobState } from '../../job.ts';
 import { JOB_STATES } from '../../job.ts';
 import { checkQueueName } from '../../options.ts';
 import type { ServerContext } from '../server.ts';
-import { jobParams, jobView, queueParam, workerView } from '../views.ts';
+import { jobParams, jobView, PRINTABLE, queueParam, workerView } from '../views.ts';
 
 /** Workers report every 15 s; one silent for 3 reports is shown stale, for 60 s gone. */
 const REPORT_EVERY_MS = 15_000;
@@ -29,6 +29,11 @@ async function requireQueue(ctx: ServerContext, name: string): Promise<{ name: s
     throw new ConveyorError('NOT_FOUND', `no queue named '${name}' (a queue exists once it has jobs or was paused)`, { details: { queue: name, known: queues.slice(0, 50).map((q) => q.name) } });
   }
   return info;
+}
+
+/** Bulk operations whose fields are all optional may be sent without a body. */
+async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {};
 }
 
 export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext): void {
@@ -120,8 +125,9 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext): v
     },
     async (request) => {
       const { queue, id } = request.params;
-      const page = await conveyor.queue(queue).getJobLogs(id, { offset: request.query.offset ?? 0, limit: request.query.limit ?? 100 });
-      return page;
+      checkQueueName(queue);
+      if ((await conveyor.store.getJob({ queue, id })) === null) throw new ConveyorError('JOB_NOT_FOUND', `no job ${id} in queue ${queue}`, { details: { queue, id } });
+      return conveyor.queue(queue).getJobLogs(id, { offset: request.query.offset ?? 0, limit: request.query.limit ?? 100 });
     },
   );
 
@@ -174,6 +180,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext): v
     '/api/v1/queues/:queue/retry-failed',
     {
       config: { scope: 'admin' },
+      preValidation: emptyBodyIsEmptyObject,
       schema: {
         tags: ['admin'],
         summary: 'Retry every failed job (or up to `limit`)',
@@ -193,6 +200,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext): v
     '/api/v1/queues/:queue/clean',
     {
       config: { scope: 'admin' },
+      preValidation: emptyBodyIsEmptyObject,
       schema: {
         tags: ['admin'],
         summary: 'Remove jobs of one state by age, keeping the newest `keep`',
@@ -220,6 +228,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext): v
     '/api/v1/queues/:queue/drain',
     {
       config: { scope: 'admin' },
+      preValidation: emptyBodyIsEmptyObject,
       schema: {
         tags: ['admin'],
         summary: 'Remove all waiting (and with `delayed: true` delayed) jobs; active jobs are never removed',
@@ -258,7 +267,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext): v
         body: {
           type: 'object',
           properties: {
-            name: { type: 'string', minLength: 1, maxLength: 200 },
+            name: { type: 'string', minLength: 1, maxLength: 200, pattern: PRINTABLE },
             scopes: { type: 'array', items: { type: 'string', enum: ['admin', 'produce', 'consume', 'read'] }, minItems: 1 },
             expiresAt: { type: 'integer', minimum: 1 },
           },

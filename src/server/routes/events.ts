@@ -16,8 +16,14 @@ import type { ServerContext } from '../server.ts';
 const HEARTBEAT_MS = 15_000;
 const HISTORY_PAGE = 1000;
 
+/** Progress is stored as JSON text; over the wire it is a JSON value, as everywhere in the API. */
+function wireItems(e: StoredEvent): unknown {
+  if (e.type !== 'progress') return e.jobs;
+  return e.jobs.map((j) => (j.progress === undefined ? j : { ...j, progress: JSON.parse(j.progress) as unknown }));
+}
+
 function frame(e: StoredEvent): string {
-  const data = { seq: e.seq, queue: e.queue, type: e.type, at: e.at, jobs: e.jobs, ...(e.count === undefined ? {} : { count: e.count }) };
+  const data = { seq: e.seq, queue: e.queue, type: e.type, at: e.at, jobs: wireItems(e), ...(e.count === undefined ? {} : { count: e.count }) };
   return `id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
@@ -89,6 +95,15 @@ export function registerEventRoutes(app: FastifyInstance, ctx: ServerContext): v
 
       if (lastId !== null) {
         try {
+          // Told, not silently skipped: events the log no longer holds (older than its
+          // retention), or an id this store never issued (another database, or a reset).
+          const first = (await ctx.conveyor.store.readEvents({ after: 0, limit: 1 }))[0];
+          const pruned = first !== undefined && lastId + 1 < first.seq;
+          const unknown = lastId > ctx.feed.mark && lastId > (await ctx.conveyor.store.lastEventSeq());
+          if (pruned || unknown) {
+            res.write(`event: reset\ndata: ${JSON.stringify({ reason: pruned ? 'pruned' : 'unknown_id', message: 'events since your Last-Event-ID are no longer available; reload the state, then follow the live events' })}\n\n`);
+            sent = unknown ? ctx.feed.mark : first!.seq - 1;
+          }
           for (;;) {
             const page = await ctx.feed.history(sent, HISTORY_PAGE);
             send(page);

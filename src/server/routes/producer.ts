@@ -7,6 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import { ValidationError } from '../../errors.ts';
 import type { JobOptions } from '../../options.ts';
+import { wasDuplicate } from '../../engine/queue.ts';
 import type { ServerContext } from '../server.ts';
 import { newJobSchema, queueParam } from '../views.ts';
 
@@ -32,7 +33,13 @@ function fromWire(opts: Record<string, unknown> | undefined, where: string): Job
 
 const addedSchema = {
   type: 'object',
-  properties: { id: { type: 'string' }, queue: { type: 'string' }, name: { type: 'string' }, state: { type: 'string' } },
+  properties: {
+    id: { type: 'string' },
+    queue: { type: 'string' },
+    name: { type: 'string' },
+    state: { type: 'string' },
+    duplicate: { type: 'boolean', description: 'true: a live job had this jobId, nothing was added, and this is that job' },
+  },
 } as const;
 
 export function registerProducerRoutes(app: FastifyInstance, ctx: ServerContext): void {
@@ -46,13 +53,14 @@ export function registerProducerRoutes(app: FastifyInstance, ctx: ServerContext)
         description: 'With `opts.jobId` naming a live job (waiting, delayed or active), nothing is written and the existing job is returned.',
         params: queueParam,
         body: newJobSchema,
-        response: { 201: addedSchema },
+        response: { 201: addedSchema, 200: addedSchema },
       },
     },
     async (request, reply) => {
       const { name, data, opts } = request.body;
       const job = await ctx.conveyor.queue(request.params.queue).add(name, data === undefined ? null : data, fromWire(opts, 'opts'));
-      return reply.code(201).send({ id: job.id, queue: job.queueName, name: job.name, state: job.state });
+      const duplicate = wasDuplicate(job);
+      return reply.code(duplicate ? 200 : 201).send({ id: job.id, queue: job.queueName, name: job.name, state: job.state, duplicate });
     },
   );
 
@@ -77,7 +85,7 @@ export function registerProducerRoutes(app: FastifyInstance, ctx: ServerContext)
     async (request, reply) => {
       const jobs = request.body.jobs.map((j, i) => ({ name: j.name, data: j.data === undefined ? null : j.data, opts: fromWire(j.opts, `jobs[${i}].opts`) }));
       const added = await ctx.conveyor.queue(request.params.queue).addBulk(jobs as Parameters<ReturnType<typeof ctx.conveyor.queue>['addBulk']>[0]);
-      return reply.code(201).send({ jobs: added.map((job) => ({ id: job.id, queue: job.queueName, name: job.name, state: job.state })) });
+      return reply.code(201).send({ jobs: added.map((job) => ({ id: job.id, queue: job.queueName, name: job.name, state: job.state, duplicate: wasDuplicate(job) })) });
     },
   );
 }

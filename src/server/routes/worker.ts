@@ -4,11 +4,12 @@
  * the worker registry. Every write is checked against the lease token: a stale token is
  * a 409 `LEASE_LOST` for single-job calls and `{ status: 'stale' }` per item in batches.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ConveyorError } from '../../errors.ts';
 import { expectLease, MAX_CLAIM_LIMIT, MAX_CLAIM_WAIT_MS, MAX_WORK_WAIT_MS, type RemoteComplete, type RemoteFail } from '../../engine/lease-service.ts';
 import { checkQueueName, serializeJson } from '../../options.ts';
 import type { ServerContext } from '../server.ts';
-import { claimedView, errorSchema, jobParams, leaseRefSchema, outcomes } from '../views.ts';
+import { claimedView, errorSchema, jobParams, leaseRefSchema, outcomes, PRINTABLE } from '../views.ts';
 
 const DEFAULT_LEASE_MS = 30_000;
 const MAX_ITEMS = 1000;
@@ -44,6 +45,17 @@ function items<T>(schema: T) {
 export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const { leases } = ctx;
 
+  /**
+   * Single-job calls name the queue in their path: the job must be in it (404 otherwise, also
+   * for a job removed since), so a wrong URL never touches another queue's job. A job that
+   * exists but whose lease the caller no longer holds is a 409 LEASE_LOST.
+   */
+  const jobInQueue = async (request: FastifyRequest): Promise<void> => {
+    const { queue, id } = request.params as { queue: string; id: string };
+    checkQueueName(queue);
+    if (!(await leases.inQueue(queue, id))) throw new ConveyorError('JOB_NOT_FOUND', `no job ${id} in queue ${queue}`, { details: { queue, id } });
+  };
+
   app.post<{ Body: { queues: string[]; limit?: number; leaseMs?: number; waitMs?: number; workerId?: string } }>(
     '/api/v1/claim',
     {
@@ -59,7 +71,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
             limit: { type: 'integer', minimum: 1, maximum: MAX_CLAIM_LIMIT },
             leaseMs: { type: 'integer', minimum: 1000, maximum: 86_400_000 },
             waitMs: { type: 'integer', minimum: 0, maximum: MAX_CLAIM_WAIT_MS },
-            workerId: { type: 'string', minLength: 1, maxLength: 200 },
+            workerId: { type: 'string', minLength: 1, maxLength: 200, pattern: PRINTABLE },
           },
           required: ['queues'],
           additionalProperties: false,
@@ -178,6 +190,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
     '/api/v1/queues/:queue/jobs/:id/complete',
     {
       config: { scope: 'consume' },
+      preHandler: jobInQueue,
       schema: {
         tags: ['workers'],
         summary: 'Complete one claimed job',
@@ -197,6 +210,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
     '/api/v1/queues/:queue/jobs/:id/fail',
     {
       config: { scope: 'consume' },
+      preHandler: jobInQueue,
       schema: {
         tags: ['workers'],
         summary: 'Fail one claimed job',
@@ -222,6 +236,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
     '/api/v1/queues/:queue/jobs/:id/heartbeat',
     {
       config: { scope: 'consume' },
+      preHandler: jobInQueue,
       schema: {
         tags: ['workers'],
         summary: 'Renew one lease',
@@ -241,6 +256,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
     '/api/v1/queues/:queue/jobs/:id/progress',
     {
       config: { scope: 'consume' },
+      preHandler: jobInQueue,
       schema: {
         tags: ['workers'],
         summary: 'Report progress of a claimed job',
@@ -262,6 +278,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
     '/api/v1/queues/:queue/jobs/:id/logs',
     {
       config: { scope: 'consume' },
+      preHandler: jobInQueue,
       schema: {
         tags: ['workers'],
         summary: 'Append log lines to a claimed job',
@@ -296,8 +313,8 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
         body: {
           type: 'object',
           properties: {
-            id: { type: 'string', minLength: 1, maxLength: 200 },
-            host: { type: 'string', minLength: 1, maxLength: 255 },
+            id: { type: 'string', minLength: 1, maxLength: 200, pattern: PRINTABLE },
+            host: { type: 'string', minLength: 1, maxLength: 255, pattern: PRINTABLE },
             pid: { type: 'integer', minimum: 0 },
             queues: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 200 }, minItems: 1, maxItems: 100 },
             concurrency: { type: 'integer', minimum: 1 },
@@ -334,6 +351,12 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
     '/api/v1/workers/:id',
     { config: { scope: 'consume' }, schema: { tags: ['workers'], summary: 'A closing remote worker removes itself', params: { type: 'object', properties: { id: { type: 'string', minLength: 1 } }, required: ['id'] } } },
     async (request, reply) => {
+      // A consume key may remove only the workers it reported (admin keys any).
+      const key = request.apiKey;
+      if (key && !key.scopes.includes('admin')) {
+        const row = (await ctx.conveyor.store.listWorkers({ since: 0 })).find((w) => w.id === request.params.id);
+        if (row && row.meta?.keyId !== key.id) throw new ConveyorError('FORBIDDEN', `worker ${request.params.id} was reported with another API key`, { details: { needs: 'admin' } });
+      }
       await ctx.conveyor.store.removeWorker({ id: request.params.id });
       return reply.code(204).send();
     },

@@ -453,7 +453,8 @@ export class Acks {
              EXISTS (SELECT 1 FROM ${t.jobs} WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')})
              OR EXISTS (SELECT 1 FROM ${t.done} WHERE ${id.sql} AND queue = ${queueIdSql(t, '$1')}) AS found`;
     const ats = params.entries.map((e) => e.at);
-    const messages = params.entries.map((e) => e.message);
+    // PostgreSQL text cannot hold NUL; a log line is free text, so it is kept with U+FFFD in its place.
+    const messages = params.entries.map((e) => (e.message.includes('\u0000') ? e.message.replaceAll('\u0000', '\ufffd') : e.message));
     return this.#jobWrite(params.token, () => this.#ctx.db.rows<{ applied: number; found: boolean }>(sql, [params.queue, id.value, params.token ?? null, ats, messages]));
   }
 

@@ -12,6 +12,7 @@ import type { JobRecord, JobState } from '../../job.ts';
 import type { JobCounts, JobPage, JobRef, ListJobsParams, LogPage, QueueInfo } from '../../store/contract.ts';
 import { queueIdSql, type StoreContext, type Tables } from './context.ts';
 import { COL, doneColumns, idCondition, isFinishedCode, liveColumns, num, STATE, toJobRecord } from './rows.ts';
+import { ValidationError } from '../../errors.ts';
 
 function zeroCounts(): JobCounts {
   return { waiting: 0, delayed: 0, active: 0, completed: 0, failed: 0, cancelled: 0 };
@@ -27,7 +28,10 @@ function countsSql(t: Tables, queueExpr: string): string {
 
 /** Cursors are the last id of the previous page; anything unparsable starts from the beginning. */
 function parseCursor(cursor: string | undefined): number | null {
-  if (cursor === undefined || !/^[0-9]{1,15}$/.test(cursor)) return null;
+  if (cursor === undefined) return null;
+  if (!/^[0-9]{1,15}$/.test(cursor)) {
+    throw new ValidationError('INVALID_ARGUMENT', `invalid cursor ${JSON.stringify(cursor.slice(0, 40))}: pass back the nextCursor of a previous page, or omit it for the first page`);
+  }
   return Number(cursor);
 }
 

@@ -12,6 +12,7 @@ import type { JobCounts, JobPage, JobRef, ListJobsParams, LogPage, QueueInfo } f
 import type { StoreContext } from './context.ts';
 import { ByIdStatement, type JobLocator } from './lookup.ts';
 import { COL, FIRST_FINISHED_CODE, JOB_COLUMNS, STATE, toJobRecord, type JobRow } from './rows.ts';
+import { ValidationError } from '../../errors.ts';
 
 function stateTerm(state: JobState): string {
   const code = STATE[state];
@@ -49,7 +50,10 @@ function zeroCounts(): JobCounts {
 
 /** Cursors are the last seq of the previous page; anything unparsable starts from the beginning. */
 function parseCursor(cursor: string | undefined): number | null {
-  if (cursor === undefined || !/^[0-9]{1,15}$/.test(cursor)) return null;
+  if (cursor === undefined) return null;
+  if (!/^[0-9]{1,15}$/.test(cursor)) {
+    throw new ValidationError('INVALID_ARGUMENT', `invalid cursor ${JSON.stringify(cursor.slice(0, 40))}: pass back the nextCursor of a previous page, or omit it for the first page`);
+  }
   return Number(cursor);
 }
 
