@@ -29,7 +29,7 @@ import type {
   RecoverParams,
 } from '../../store/contract.ts';
 import { deleteLogs, prepare, type StoreContext } from './context.ts';
-import { EventBatch, idJson, type AttemptStart } from './events.ts';
+import { EventBatch, type AttemptStart } from './events.ts';
 import { ByIdStatement, JobLocator, type LocatedJob } from './lookup.ts';
 import { leaseRef, parseLeaseToken, publicId, STATE } from './rows.ts';
 
@@ -155,7 +155,7 @@ export class Acks {
       }
       out[i] = APPLIED;
       const { queue } = start;
-      events.add(queue, `{"id":${JSON.stringify(item.id)},"attempt":${start.attempt},"durationMs":${now - start.startedAt}}`);
+      events.add(queue, { id: item.id, attempt: start.attempt, durationMs: now - start.startedAt });
       if (signals !== null) signals.push({ type: 'finished', queue, id: item.id, state: 'completed' });
     }
     events.flush(this.#ctx.events, now);
@@ -190,10 +190,13 @@ export class Acks {
       }
       out[i] = { status: 'applied', state };
       const { queue } = start;
-      events.add(
-        queue,
-        `{"id":${JSON.stringify(item.id)},"attempt":${start.attempt},"durationMs":${now - start.startedAt},"error":${JSON.stringify(String(item.error.message))},"state":"${state}"}`,
-      );
+      events.add(queue, {
+        id: item.id,
+        attempt: start.attempt,
+        durationMs: now - start.startedAt,
+        error: String(item.error.message),
+        state,
+      });
       if (signals !== null) {
         signals.push(
           retryAt === null ? { type: 'finished', queue, id: item.id, state } : { type: 'enqueued', queue, runAt: retryAt },
@@ -233,7 +236,7 @@ export class Acks {
       out[i] = applied ? APPLIED : STALE;
       if (!applied) continue;
       const queue = start?.queue ?? this.#queueOf(item.token);
-      events.add(queue, `{"id":${JSON.stringify(item.id)}}`);
+      events.add(queue, { id: item.id });
       if (signals !== null) queues.add(queue);
     }
     events.flush(this.#ctx.events, params.now);
@@ -308,7 +311,7 @@ export class Acks {
       const queue = this.#ctx.queues.nameOf(row.queue);
       const id = publicId(row.key, row.seq);
       const state = row.state === STATE.failed ? 'failed' : 'waiting';
-      events.add(queue, `{"id":${idJson(row.key, row.seq)},"state":"${state}"}`);
+      events.add(queue, { id, state });
       signals?.push(
         state === 'failed' ? { type: 'finished', queue, id, state } : { type: 'enqueued', queue, runAt: params.now },
       );
@@ -324,12 +327,7 @@ export class Acks {
     if (job.status !== 'applied') return job;
     this.#ctx.statements.get('UPDATE jobs SET progress = ? WHERE seq = ?').run(params.progress, job.seq);
     // ProgressParams carries no `now`: the event is stamped with this process's clock.
-    this.#ctx.events.append(
-      Date.now(),
-      params.queue,
-      'progress',
-      `{"id":${JSON.stringify(params.id)},"progress":${JSON.stringify(params.progress)}}`,
-    );
+    this.#ctx.events.append(Date.now(), params.queue, 'progress', [{ id: params.id, progress: params.progress }]);
     return APPLIED;
   }
 

@@ -20,9 +20,9 @@ import type {
 } from '../../store/contract.ts';
 import type { StatementSync } from 'node:sqlite';
 import { deleteLogs, type StoreContext } from './context.ts';
-import { idJson, REMOVED_IDS_CAP } from './events.ts';
+import { REMOVED_IDS_CAP } from './events.ts';
 import type { JobLocator } from './lookup.ts';
-import { FIRST_FINISHED_CODE, STATE, stateName } from './rows.ts';
+import { FIRST_FINISHED_CODE, publicId, STATE, stateName } from './rows.ts';
 
 const CLEAR_LEASE = 'lease_owner = NULL, lease_token = NULL, lease_until = NULL';
 /** Back to a fresh start; errors are kept so the job's history stays visible. ?1 now */
@@ -37,9 +37,11 @@ function invalid(state: number): AdminOutcome {
 
 type DeletedRow = [seq: number, key: string | null];
 
-/** One item per job, `{"id":…}`, for events that carry ids only. */
-function idItem(id: string): string {
-  return `{"id":${JSON.stringify(id)}}`;
+/** Items of events that carry ids only. */
+function idItems(rows: readonly DeletedRow[], n: number): Array<{ id: string }> {
+  const items = new Array<{ id: string }>(n);
+  for (let i = 0; i < n; i++) items[i] = { id: publicId(rows[i]![1], rows[i]![0]) };
+  return items;
 }
 
 export class Admin {
@@ -60,7 +62,7 @@ export class Admin {
     if (job === undefined) return NOT_FOUND;
     if (job.state < FIRST_FINISHED_CODE) return invalid(job.state);
     this.#sql(`UPDATE jobs SET ${RESET_TO_WAITING} WHERE seq = ?2`).run(params.now, job.seq);
-    this.#ctx.events.append(params.now, params.queue, 'retried', idItem(params.id));
+    this.#ctx.events.append(params.now, params.queue, 'retried', [{ id: params.id }]);
     this.#enqueued(params.queue, params.now);
     return APPLIED;
   }
@@ -77,7 +79,7 @@ export class Admin {
     ).all(params.now, queueId, state, params.limit) as unknown as DeletedRow[];
     if (rows.length === 0) return 0;
     rows.sort((a, b) => a[0] - b[0]);
-    this.#ctx.events.append(params.now, params.queue, 'retried', rows.map(([seq, key]) => `{"id":${idJson(key, seq)}}`).join(','));
+    this.#ctx.events.append(params.now, params.queue, 'retried', idItems(rows, rows.length));
     this.#enqueued(params.queue, params.now);
     return rows.length;
   }
@@ -93,7 +95,7 @@ export class Admin {
     );
     // The revoked lease will never be acknowledged here: forget what its claim remembered.
     if (job.lease_token !== null) this.#ctx.attempts.take(job.lease_token);
-    this.#ctx.events.append(params.now, params.queue, 'cancelled', idItem(params.id));
+    this.#ctx.events.append(params.now, params.queue, 'cancelled', [{ id: params.id }]);
     if (this.#ctx.signals.active) {
       this.#ctx.signals.push({ type: 'finished', queue: params.queue, id: params.id, state: 'cancelled' });
     }
@@ -105,7 +107,7 @@ export class Admin {
     if (job === undefined) return NOT_FOUND;
     if (job.state !== STATE.delayed) return invalid(job.state);
     this.#sql(`UPDATE jobs SET state = ${STATE.waiting}, run_at = ?1 WHERE seq = ?2`).run(params.now, job.seq);
-    this.#ctx.events.append(params.now, params.queue, 'promoted', idItem(params.id));
+    this.#ctx.events.append(params.now, params.queue, 'promoted', [{ id: params.id }]);
     this.#enqueued(params.queue, params.now);
     return APPLIED;
   }
@@ -116,7 +118,7 @@ export class Admin {
     if (job.state === STATE.active) return invalid(job.state);
     this.#sql('DELETE FROM jobs WHERE seq = ?').run(job.seq);
     deleteLogs(this.#ctx, job.seq);
-    this.#ctx.events.append(Date.now(), params.queue, 'removed', idItem(params.id));
+    this.#ctx.events.append(Date.now(), params.queue, 'removed', [{ id: params.id }]);
     return APPLIED;
   }
 
@@ -176,17 +178,14 @@ export class Admin {
     for (const row of rows) deleteLogs(this.#ctx, row[0]);
     // RETURNING yields rows in no guaranteed order; list the oldest first.
     rows.sort((a, b) => a[0] - b[0]);
-    const n = Math.min(rows.length, REMOVED_IDS_CAP);
-    const items = new Array<string>(n);
-    for (let i = 0; i < n; i++) items[i] = `{"id":${idJson(rows[i]![1], rows[i]![0])}}`;
-    this.#ctx.events.append(Date.now(), queue, 'removed', items.join(','), rows.length);
+    this.#ctx.events.append(Date.now(), queue, 'removed', idItems(rows, Math.min(rows.length, REMOVED_IDS_CAP)), rows.length);
   }
 
   setPaused(queue: string, paused: boolean): void {
     const id = this.#ctx.queues.ensure(queue);
     const flag = paused ? 1 : 0;
     const { changes } = this.#sql('UPDATE queues SET paused = ?1 WHERE id = ?2 AND paused <> ?1').run(flag, id);
-    if (Number(changes) > 0) this.#ctx.events.append(Date.now(), queue, paused ? 'paused' : 'resumed', '');
+    if (Number(changes) > 0) this.#ctx.events.append(Date.now(), queue, paused ? 'paused' : 'resumed', []);
     if (this.#ctx.signals.active) this.#ctx.signals.push({ type: paused ? 'paused' : 'resumed', queue });
   }
 

@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import type { StatementSync } from 'node:sqlite';
 import type { ClaimedJob, ClaimParams, ClaimResult } from '../../store/contract.ts';
 import { prepare, type StoreContext } from './context.ts';
-import { EventBatch, idJson } from './events.ts';
+import { EventBatch } from './events.ts';
 import { COL, compareClaimOrder, JOB_COLUMNS, LEASE_TOKEN_SQL, toJobRecord, type JobRow } from './rows.ts';
 
 const CLAIM_ORDER = 'ORDER BY priority DESC, run_at, seq';
@@ -121,12 +121,12 @@ export class Claimer {
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
       const queue = names.get(row[COL.queue])!;
-      jobs[i] = toJobRecord(row, queue) as ClaimedJob;
+      const job = toJobRecord(row, queue) as ClaimedJob;
+      jobs[i] = job;
       const attempt = row[COL.attemptsMade] + 1;
       const due = row[COL.runAt] > row[COL.createdAt] ? row[COL.runAt] : row[COL.createdAt];
-      const waitMs = now > due ? now - due : 0;
-      attempts.remember(row[COL.leaseToken]!, { queue, attempt, startedAt: now });
-      events.add(queue, `{"id":${idJson(row[COL.key], row[COL.seq])},"attempt":${attempt},"waitMs":${waitMs}}`);
+      attempts.remember(job.lease.token, { queue, attempt, startedAt: now });
+      events.add(queue, { id: job.id, attempt, waitMs: now > due ? now - due : 0 });
     }
     events.flush(this.#ctx.events, now);
 

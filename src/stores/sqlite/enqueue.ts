@@ -45,11 +45,6 @@ function rowValues(job: NewJob, queueId: number, now: number): Array<string | nu
   ];
 }
 
-/** The JSON text of an `added` item; `nameJson` is the name already JSON-encoded. */
-function addedItem(idJson: string, nameJson: string, delayed: boolean): string {
-  return `{"id":${idJson},"name":${nameJson},"state":${delayed ? '"delayed"' : '"waiting"'}}`;
-}
-
 interface ExistingKey {
   readonly seq: number;
   readonly state: number;
@@ -80,7 +75,7 @@ export class Enqueuer {
         const r = this.#insertOne.run(...rowValues(job, queues.ensure(job.queue), now));
         const id = String(r.lastInsertRowid);
         results[0] = { status: 'created', id };
-        this.#ctx.events.append(now, job.queue, 'added', addedItem(`"${id}"`, JSON.stringify(job.name), job.runAt > now));
+        this.#ctx.events.append(now, job.queue, 'added', [{ id, name: job.name, state: job.runAt > now ? 'delayed' : 'waiting' }]);
         if (this.#ctx.signals.active) this.#ctx.signals.push({ type: 'enqueued', queue: job.queue, runAt: job.runAt });
         return results;
       }
@@ -103,7 +98,7 @@ export class Enqueuer {
       const result = this.#insertWithKey(job, now);
       results[i] = result;
       if (result.status === 'created') {
-        events.add(job.queue, addedItem(JSON.stringify(result.id), JSON.stringify(job.name), job.runAt > now));
+        events.add(job.queue, { id: result.id, name: job.name, state: job.runAt > now ? 'delayed' : 'waiting' });
       }
     }
     if (runStart >= 0) this.#insertRun(jobs, runStart, jobs.length, now, results, events);
@@ -118,8 +113,6 @@ export class Enqueuer {
     // Batches are usually for one queue: resolve its id once per run of equal names.
     let queueName: string | null = null;
     let queueId = 0;
-    let lastName: string | null = null;
-    let nameJson = '';
     let i = from;
     while (i < to) {
       const left = to - i;
@@ -150,12 +143,7 @@ export class Enqueuer {
         const job = jobs[i + k]!;
         const id = String(first + k);
         results[i + k] = { status: 'created', id };
-        // Batches usually share one name: encode it once per run of equal names.
-        if (job.name !== lastName) {
-          lastName = job.name;
-          nameJson = JSON.stringify(lastName);
-        }
-        events.add(job.queue, addedItem(`"${id}"`, nameJson, job.runAt > now));
+        events.add(job.queue, { id, name: job.name, state: job.runAt > now ? 'delayed' : 'waiting' });
       }
       i += n;
     }
