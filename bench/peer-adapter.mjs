@@ -34,13 +34,14 @@
 //   the store's defaults (pool of 10 connections, schema `conveyor`, LISTEN/NOTIFY wake-ups).
 // - Worker: cv.worker('bench', async (job) => handler(job.data), { concurrency: C }) with
 //   conveyor's defaults otherwise (src/engine/worker.ts, docs/guide.md): at most C
-//   handlers run; batchSize = 4 × C jobs per claim (at least 10, at most 1,000); adaptive
-//   prefetch: 3 × C claimed jobs may wait in the local buffer while handlers are short
-//   (< 25 ms; 7 × C against PostgreSQL, where a claim is a network round trip, and up to
-//   two claims overlap), C for medium ones, none for long ones (> 500 ms); buffered jobs
-//   are `active` in the store and count as pending here; leaseMs 30,000 renewed every
-//   10 s, stalled-job check every 15 s, idle safety-net poll every 30 s (pollMs; the
-//   stores used here signal other processes' writes); new jobs from this process wake the
+//   handlers run; batchSize = 4 × C jobs per claim (8 × C against PostgreSQL; at least
+//   10, at most 1,000); adaptive prefetch: 3 × C claimed jobs may wait in the local buffer
+//   while handlers are short (< 25 ms; 14 × C against PostgreSQL, where a claim is a
+//   network round trip, and up to two claims overlap), C for medium ones, none for long
+//   ones (> 500 ms); buffered jobs are `active` in the store and count as pending here;
+//   leaseMs 30,000 renewed every 10 s, stalled-job check and worker-registry report every
+//   15 s, idle safety-net poll every 30 s (pollMs; the stores used here signal other
+//   processes' writes; PostgreSQL: while LISTEN is verified, else 5 s); new jobs from this process wake the
 //   worker at once through the store's in-process signal, jobs from other processes
 //   through a watch on the WAL file (SQLite) or LISTEN/NOTIFY (PostgreSQL). Completions
 //   are written in batches (one completeMany per event-loop turn, one in flight);
@@ -177,7 +178,7 @@ export default function createAdapter() {
     version: pkg.version,
     backend: pgTarget ? 'postgres' : `sqlite (node:sqlite, SQLite ${sqliteVersion()})`,
     settings: {
-      worker: "cv.worker('bench', handler, { concurrency: C }); defaults: batchSize=4×C (10–1000), adaptive prefetch (3×C for short jobs; 7×C on PostgreSQL), leaseMs=30000, safety-net poll 30 s (wake-up signals)",
+      worker: "cv.worker('bench', handler, { concurrency: C }); defaults: batchSize=4×C (8×C on PostgreSQL; 10–1000), adaptive prefetch (3×C for short jobs; 14×C on PostgreSQL), leaseMs=30000, safety-net poll 30 s (wake-up signals), registry report every 15 s",
       store: pgTarget
         ? `CONVEYOR_URL=${process.env.CONVEYOR_URL} (own database; schema ${pgTarget.schema} dropped in setup; store defaults: pool 10, LISTEN/NOTIFY; synchronous_commit=on)`
         : process.env.CONVEYOR_URL ? `CONVEYOR_URL=${process.env.CONVEYOR_URL}` : 'Conveyor.open defaults: fresh SQLite file, WAL, synchronous=NORMAL (durability normal)',

@@ -118,6 +118,7 @@ export interface SignalsOptions {
 export class Signals {
   readonly #listeners = new Set<Listener>();
   readonly #origin = randomBytes(9).toString('base64url');
+  readonly #echoPrefix = `{"o":${JSON.stringify(this.#origin)},`;
   readonly #channel: string;
   readonly #pollMs: number;
   readonly #notifier: Notifier;
@@ -265,6 +266,10 @@ export class Signals {
   }
 
   #remote(payload: string): void {
+    // Our own echo (every payload this store sends starts so; see encodePayloads): its
+    // signals were delivered locally already. Skipped before parsing, because a busy
+    // worker's own completions come back as payloads of up to 7 kB each.
+    if (payload.startsWith(this.#echoPrefix)) return;
     let parsed: unknown;
     try {
       parsed = JSON.parse(payload);
