@@ -13,7 +13,7 @@
  *   batch100   POST …/jobs/bulk with 100 jobs per request, 8 connections
  *   batch1000  POST …/jobs/bulk with 1,000 jobs per request, 4 connections
  *   drain      50,000 waiting jobs (added in bulk first), then 4 claim→complete loops with
- *              claims of 100 jobs over HTTP until all are completed
+ *              claims of 100 jobs over HTTP until all are completed (--drain-loops, --drain-limit)
  * Every scenario checks what the store holds afterwards against what the load generator
  * saw acknowledged (a 201 is a stored job). A PostgreSQL URL must name a scratch schema:
  * it is dropped before each scenario. Timings are reported, never asserted.
@@ -32,6 +32,8 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '10' },
     scenarios: { type: 'string', default: 'single,batch100,batch1000,drain' },
     profile: { type: 'string' },
+    'drain-loops': { type: 'string', default: '4' },
+    'drain-limit': { type: 'string', default: '100' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -162,13 +164,15 @@ async function drainScenario(): Promise<Row> {
   const queue = 'http_drain';
   try {
     for (let i = 0; i < total; i += 1000) await api(server.url, 'POST', `/api/v1/queues/${queue}/jobs/bulk`, JSON.parse(jobsBody(1000)));
-    const r = spawnSync(process.execPath, [path.join(HERE, 'http-drain-client.ts'), server.url, queue, String(total), '4', '100'], { encoding: 'utf8' });
+    const loops = args['drain-loops']!;
+    const limit = args['drain-limit']!;
+    const r = spawnSync(process.execPath, [path.join(HERE, 'http-drain-client.ts'), server.url, queue, String(total), loops, limit], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`drain client failed: ${r.stderr}`);
     const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { jobs: number; seconds: number; requests: number };
     const counts = (await api(server.url, 'GET', `/api/v1/queues/${queue}`)).counts;
     const check = counts.completed === total && counts.waiting === 0 && counts.active === 0 ? 'ok' : `MISMATCH ${JSON.stringify(counts)}`;
     return {
-      scenario: 'drain: 4 remote claim→complete loops, claims of 100',
+      scenario: `drain: ${loops} remote claim→complete loops, claims of ${limit}`,
       jobsPerS: out.jobs / out.seconds,
       details: `${out.jobs} jobs in ${out.seconds.toFixed(2)} s, ${out.requests} requests; store check ${check}`,
     };

@@ -13,7 +13,7 @@ if (!url) {
   console.error('usage: node bench/http-server-child.ts <store-url>');
   process.exit(2);
 }
-const cv = await Conveyor.open({ url });
+const cv = await Conveyor.open({ url, groupCommit: process.env.CONVEYOR_GROUP_COMMIT === 'microtask' ? 'microtask' : 'tick' });
 const server = await startServer(cv, { port: 0, logger: false, rateLimitPerMinute: 0, maintenance: { intervalMs: 5000 } });
 console.log(JSON.stringify({ url: server.url }));
 const stop = async () => {

@@ -113,7 +113,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   let cv: Conveyor | undefined;
   let server: RunningServer | undefined;
   try {
-    cv = await Conveyor.open({ url: `sqlite://${path.resolve(options.dbPath)}` });
+    cv = await Conveyor.open({ url: `sqlite://${path.resolve(options.dbPath)}`, groupCommit: 'tick' });
     const port = await choosePort(options.port, options.nextFreePort);
     server = await startServer(cv, { host: '127.0.0.1', port, logger: false });
   } catch (err) {

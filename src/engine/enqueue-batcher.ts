@@ -27,19 +27,32 @@ export class EnqueueBatcher {
   private readonly store: Store;
   private readonly maxBatch: number;
 
-  constructor(store: Store, maxBatch = 1000) {
+  private readonly flushOn: 'microtask' | 'tick';
+  private readonly flushNow = () => this.flush();
+
+  /**
+   * `flushOn`: `microtask` (default) writes as soon as the adding code yields: a lone add
+   * waits for nothing. `tick` writes once per turn of the event loop (setImmediate), so
+   * adds made in separate I/O callbacks of one turn share the write too: the requests of
+   * a web server that adds a job per request, which otherwise commit one by one.
+   */
+  constructor(store: Store, options: { maxBatch?: number; flushOn?: 'microtask' | 'tick' } = {}) {
     this.store = store;
-    this.maxBatch = maxBatch;
+    this.maxBatch = options.maxBatch ?? 1000;
+    this.flushOn = options.flushOn ?? 'microtask';
   }
 
   add(job: NewJob): Promise<EnqueueResult> {
     return new Promise<EnqueueResult>((resolve, reject) => {
       this.pending.push({ job, resolve, reject });
-      if (!this.scheduled && this.inFlight < this.maxInFlight()) {
-        this.scheduled = true;
-        queueMicrotask(() => this.flush());
-      }
+      if (!this.scheduled && this.inFlight < this.maxInFlight()) this.schedule();
     });
+  }
+
+  private schedule(): void {
+    this.scheduled = true;
+    if (this.flushOn === 'tick') setImmediate(this.flushNow);
+    else queueMicrotask(this.flushNow);
   }
 
   /**
@@ -88,10 +101,7 @@ export class EnqueueBatcher {
       if (results) p.resolve(results[i]!);
       else p.reject(err);
     }
-    if (this.pending.length > 0 && !this.scheduled) {
-      this.scheduled = true;
-      queueMicrotask(() => this.flush());
-    }
+    if (this.pending.length > 0 && !this.scheduled) this.schedule();
   }
 }
 

@@ -54,7 +54,8 @@ export function registerServe(program: Command): void {
     const config = resolveConfig({ url: flags.url, host: flags.host, port: flags.port });
     errorContext.url = config.url;
     const [{ startServer }, { Conveyor }] = await Promise.all([import('../../server/server.ts'), import('../../engine/conveyor.ts')]);
-    const cv = await Conveyor.open({ url: config.url.value });
+    // One write per event-loop turn for the requests' adds: see ConveyorOptions.groupCommit.
+    const cv = await Conveyor.open({ url: config.url.value, groupCommit: 'tick' });
     let server: Awaited<ReturnType<typeof startServer>>;
     try {
       server = await startServer(cv, {
