@@ -139,9 +139,19 @@ async function producerScenario(name: string, perRequest: number, connections: n
     const p = perRequest === 1 ? `/api/v1/queues/${queue}/jobs` : `/api/v1/queues/${queue}/jobs/bulk`;
     // Warm-up: JIT, prepared statements, the queue row.
     runWrk(server.url + p, jobsBody(perRequest), Math.min(connections, 4), 1);
-    const before = (await api(server.url, 'GET', `/api/v1/queues/${queue}`)).counts.waiting as number;
+    // Requests cut off when wrk stops may still commit: read the count once it is stable.
+    const settled = async (): Promise<number> => {
+      let last = -1;
+      for (;;) {
+        const n = (await api(server.url, 'GET', `/api/v1/queues/${queue}`)).counts.waiting as number;
+        if (n === last) return n;
+        last = n;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    };
+    const before = await settled();
     const r = runWrk(server.url + p, jobsBody(perRequest), connections, SECONDS);
-    const after = (await api(server.url, 'GET', `/api/v1/queues/${queue}`)).counts.waiting as number;
+    const after = await settled();
     const acked = (r.requests - r.non2xx) * perRequest;
     const stored = after - before;
     // wrk counts requests whose answer it read; a request cut off at the deadline may still have been stored.
