@@ -10,85 +10,21 @@
  *
  * Each test gets a fresh store from `makeStore` and cleans it up afterwards.
  */
-import { describe, it } from 'node:test';
+import { describe } from 'node:test';
 import assert from 'node:assert/strict';
 
-import type {
-  ClaimResult,
-  EnqueueResult,
-  NewJob,
-  Store,
-  StoreCapability,
-  StoreSignal,
-} from '../../src/store/contract.ts';
+import type { EnqueueResult, Store, StoreCapability, StoreSignal } from '../../src/store/contract.ts';
 import type { AttemptError, JobRecord, JobState, StoredJobOptions } from '../../src/job.ts';
 import { ConveyorError } from '../../src/errors.ts';
+import { add, addOne, claim, claimOne, type MakeStore, newJob, nth, plain, Q, storeTest, T0 } from './helpers.ts';
 
-export type MakeStore = () => Promise<{ store: Store; cleanup: () => Promise<void> }>;
+export type { MakeStore } from './helpers.ts';
 
-/** Fixed clock base; tests add offsets to it. */
-const T0 = 1_700_000_000_000;
-const Q = 'q';
-const LEASE = 30_000;
 const ALL_STATES: readonly JobState[] = ['waiting', 'delayed', 'active', 'completed', 'failed', 'cancelled'];
 const ZERO_COUNTS: Record<JobState, number> = { waiting: 0, delayed: 0, active: 0, completed: 0, failed: 0, cancelled: 0 };
 const KNOWN_CAPABILITIES: readonly StoreCapability[] = ['multiProcess', 'crossProcessSignals', 'transactionalEnqueue'];
 
 // ----------------------------------------------------------------------------- helpers
-
-/** Normalizes a value to plain JSON (drops `undefined` properties, prototypes), for deep comparison. */
-function plain<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
-}
-
-function nth<T>(xs: readonly T[], i: number): T {
-  assert.ok(i < xs.length, `expected at least ${i + 1} item(s), got ${xs.length}`);
-  return xs[i] as T;
-}
-
-function newJob(over: Partial<NewJob> = {}): NewJob {
-  return { queue: Q, name: 'job', data: '{"n":1}', opts: { attempts: 3 }, priority: 0, runAt: T0, ...over };
-}
-
-/** Enqueues and asserts every job was created; returns the ids in input order. */
-async function add(store: Store, jobs: readonly Partial<NewJob>[], now = T0): Promise<string[]> {
-  const results = await store.enqueueMany({ jobs: jobs.map((j) => newJob(j)), now });
-  assert.equal(results.length, jobs.length, 'one result per job');
-  return results.map((r, i) => {
-    assert.equal(r.status, 'created', `job #${i} should be created`);
-    return r.id;
-  });
-}
-
-async function addOne(store: Store, job: Partial<NewJob> = {}, now = T0): Promise<string> {
-  return nth(await add(store, [job], now), 0);
-}
-
-interface ClaimOpts {
-  queues?: readonly string[];
-  workerId?: string;
-  limit?: number;
-  leaseMs?: number;
-  now?: number;
-}
-
-async function claim(store: Store, o: ClaimOpts = {}): Promise<ClaimResult> {
-  return await store.claim({
-    queues: o.queues ?? [Q],
-    workerId: o.workerId ?? 'w1',
-    limit: o.limit ?? 10,
-    leaseMs: o.leaseMs ?? LEASE,
-    now: o.now ?? T0,
-  });
-}
-
-/** Claims exactly one job and returns its id and token. */
-async function claimOne(store: Store, o: ClaimOpts = {}): Promise<{ id: string; token: string }> {
-  const res = await claim(store, { limit: 1, ...o });
-  assert.equal(res.jobs.length, 1, 'expected to claim exactly one job');
-  const job = nth(res.jobs, 0);
-  return { id: job.id, token: job.lease.token };
-}
 
 async function mustGet(store: Store, id: string, queue = Q): Promise<JobRecord> {
   const job = await store.getJob({ queue, id });
@@ -131,16 +67,7 @@ function created(id: string): EnqueueResult {
 
 export function storeContractSuite(label: string, makeStore: MakeStore): void {
   /** One test with its own fresh store, always cleaned up. */
-  const test = (name: string, fn: (store: Store) => Promise<void>): void => {
-    it(name, async () => {
-      const { store, cleanup } = await makeStore();
-      try {
-        await fn(store);
-      } finally {
-        await cleanup();
-      }
-    });
-  };
+  const test = storeTest(makeStore);
 
   describe(`store contract: ${label}`, () => {
     // ------------------------------------------------------------------ lifecycle

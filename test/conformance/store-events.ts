@@ -19,76 +19,20 @@
  * - `at` is the operation's `now`. Operations whose parameters carry no `now`
  *   (updateProgress, removeJob, clean, drain, setPaused) are only checked to give a number.
  */
-import { describe, it } from 'node:test';
+import { describe } from 'node:test';
 import assert from 'node:assert/strict';
 
-import type { ClaimResult, EventItem, NewJob, Store, StoredEvent } from '../../src/store/contract.ts';
+import type { EventItem, NewJob, Store, StoredEvent } from '../../src/store/contract.ts';
 import type { AttemptError } from '../../src/job.ts';
-import type { MakeStore } from './store-contract.ts';
-
-/** Fixed clock base; tests add offsets to it. */
-const T0 = 1_700_000_000_000;
-const Q = 'q';
-const LEASE = 30_000;
+import { add, addOne, claim, claimOne, type ClaimOpts, type MakeStore, newJob, nth, plain, Q, storeTest, T0 } from './helpers.ts';
 
 // ----------------------------------------------------------------------------- helpers
-
-/** Normalizes a value to plain JSON (drops `undefined` properties, prototypes), for deep comparison. */
-function plain<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
-}
-
-function nth<T>(xs: readonly T[], i: number): T {
-  assert.ok(i < xs.length, `expected at least ${i + 1} item(s), got ${xs.length}`);
-  return xs[i] as T;
-}
-
-function newJob(over: Partial<NewJob> = {}): NewJob {
-  return { queue: Q, name: 'job', data: '{"n":1}', opts: { attempts: 3 }, priority: 0, runAt: T0, ...over };
-}
-
-/** Enqueues and asserts every job was created; returns the ids in input order. */
-async function add(store: Store, jobs: readonly Partial<NewJob>[], now = T0): Promise<string[]> {
-  const results = await store.enqueueMany({ jobs: jobs.map((j) => newJob(j)), now });
-  assert.equal(results.length, jobs.length, 'one result per job');
-  return results.map((r, i) => {
-    assert.equal(r.status, 'created', `job #${i} should be created`);
-    return r.id;
-  });
-}
-
-async function addOne(store: Store, job: Partial<NewJob> = {}, now = T0): Promise<string> {
-  return nth(await add(store, [job], now), 0);
-}
-
-interface ClaimOpts {
-  queues?: readonly string[];
-  workerId?: string;
-  limit?: number;
-  leaseMs?: number;
-  now?: number;
-}
-
-async function claim(store: Store, o: ClaimOpts = {}): Promise<ClaimResult> {
-  return await store.claim({
-    queues: o.queues ?? [Q],
-    workerId: o.workerId ?? 'w1',
-    limit: o.limit ?? 10,
-    leaseMs: o.leaseMs ?? LEASE,
-    now: o.now ?? T0,
-  });
-}
 
 /** Claims exactly `count` jobs; returns id → token. */
 async function claimN(store: Store, count: number, o: ClaimOpts = {}): Promise<Map<string, string>> {
   const res = await claim(store, { limit: count, ...o });
   assert.equal(res.jobs.length, count, `expected to claim exactly ${count} job(s)`);
   return new Map(res.jobs.map((j) => [j.id, j.lease.token]));
-}
-
-async function claimOne(store: Store, o: ClaimOpts = {}): Promise<{ id: string; token: string }> {
-  const [[id, token]] = [...(await claimN(store, 1, o))] as [[string, string]];
-  return { id, token };
 }
 
 function err(message: string, at: number, attempt: number): AttemptError {
@@ -175,16 +119,7 @@ function assertEvents(actual: readonly StoredEvent[], expected: readonly Expecte
 
 export function storeEventsSuite(label: string, makeStore: MakeStore): void {
   /** One test with its own fresh store, always cleaned up. */
-  const test = (name: string, fn: (store: Store) => Promise<void>): void => {
-    it(name, async () => {
-      const { store, cleanup } = await makeStore();
-      try {
-        await fn(store);
-      } finally {
-        await cleanup();
-      }
-    });
-  };
+  const test = storeTest(makeStore);
 
   describe(`store events: ${label}`, () => {
     // ------------------------------------------------------------------ reading

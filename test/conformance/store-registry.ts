@@ -6,19 +6,12 @@
  * branching on `store.kind`. Every result is awaited, because a store may answer
  * synchronously or with a promise. Each test gets a fresh store from `makeStore`.
  */
-import { describe, it } from 'node:test';
+import { describe } from 'node:test';
 import assert from 'node:assert/strict';
 
-import type { ApiKeyRecord, Store, WorkerInfo } from '../../src/store/contract.ts';
+import type { ApiKeyRecord, WorkerInfo } from '../../src/store/contract.ts';
 import { ConveyorError, StoreError } from '../../src/errors.ts';
-import type { MakeStore } from './store-contract.ts';
-
-const T0 = 1_700_000_000_000;
-
-/** Normalizes a value to plain JSON (drops `undefined` properties, prototypes), for deep comparison. */
-function plain<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
-}
+import { type MakeStore, plain, storeTest, T0 } from './helpers.ts';
 
 function key(over: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
   return {
@@ -51,16 +44,7 @@ function worker(over: Partial<WorkerInfo> = {}): WorkerInfo {
 
 export function storeRegistrySuite(label: string, makeStore: MakeStore): void {
   /** One test with its own fresh store, always cleaned up. */
-  const test = (name: string, fn: (store: Store) => Promise<void>): void => {
-    it(name, async () => {
-      const { store, cleanup } = await makeStore();
-      try {
-        await fn(store);
-      } finally {
-        await cleanup();
-      }
-    });
-  };
+  const test = storeTest(makeStore);
 
   describe(`store registry: ${label}`, () => {
     // ------------------------------------------------------------------- API keys
