@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { openSqliteStore } from '../src/stores/sqlite/index.ts';
-import { AttemptStarts } from '../src/stores/sqlite/events.ts';
+import { AttemptStarts, EventBatch, type EventLog } from '../src/stores/sqlite/events.ts';
 import type { NewJob, Store, StoredEvent } from '../src/store/contract.ts';
 
 const T0 = 1_700_000_000_000;
@@ -137,6 +137,73 @@ describe('sqlite event log: claim cache', () => {
       await store.completeMany({ items: [{ id: r!.id, token, result: null, remove: false }], now: T0 + 105 });
       const [e] = await eventsAfter(store, mark);
       assert.deepEqual(e?.jobs, [{ id: r!.id, attempt: 1, durationMs: 100 }]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('sqlite event log: runs of consecutive ids', () => {
+  it('are stored once: the first item and how many follow', () => {
+    const written: string[] = [];
+    const log = { appendJson: (_at: number, queue: string, _type: string, json: string) => void written.push(`${queue} ${json}`) };
+    const batch = new EventBatch('active');
+    for (const seq of [5, 6, 7]) batch.add('q', { id: String(seq), attempt: 1, waitMs: 3 }, seq);
+    batch.add('q', { id: '8', attempt: 2, waitMs: 3 }, 8);
+    batch.add('q', { id: 'key', attempt: 1, waitMs: 3 }, -1);
+    batch.add('other', { id: '9', attempt: 1, waitMs: 3 }, 9);
+    batch.add('q', { id: '10', attempt: 1, waitMs: 3 }, 10);
+    batch.add('q', { id: '11', attempt: 1, waitMs: 3 }, 11);
+    batch.flush(log as unknown as EventLog, T0);
+    assert.deepEqual(written, [
+      'q [{"id":"5","attempt":1,"waitMs":3,"+":2},{"id":"8","attempt":2,"waitMs":3},{"id":"key","attempt":1,"waitMs":3},{"id":"10","attempt":1,"waitMs":3,"+":1}]',
+      'other [{"id":"9","attempt":1,"waitMs":3}]',
+    ]);
+  });
+
+  it('read back one item per job, in the order written, whatever breaks a run', async () => {
+    const store = open(':memory:');
+    try {
+      const results = await store.enqueueMany({
+        jobs: [
+          job(),
+          job(),
+          job({ id: 'k1' }), // a caller-chosen id ends a run (and takes a seq)
+          job(),
+          job({ runAt: T0 + 60_000 }), // another state
+          job({ runAt: T0 + 60_000 }),
+          job({ name: 'other' }), // another name
+          job(),
+          job({ id: '1abc' }), // a key that starts with a digit
+          job(),
+        ],
+        now: T0,
+      });
+      const ids = results.map((r) => r.id);
+      const [added] = await eventsAfter(store, 0);
+      const delayed = new Set([4, 5]);
+      assert.deepEqual(
+        added?.jobs,
+        ids.map((id, i) => ({ id, name: i === 6 ? 'other' : 'job', state: delayed.has(i) ? 'delayed' : 'waiting' })),
+      );
+
+      // Claims: equal waitMs form runs, a different creation time breaks them.
+      await store.enqueueMany({ jobs: [job(), job()], now: T0 + 7 });
+      const mark = await store.lastEventSeq();
+      const claimed = await store.claim({ queues: ['q'], workerId: 'w', limit: 100, leaseMs: 30_000, now: T0 + 10 });
+      const [active] = await eventsAfter(store, mark);
+      assert.deepEqual(
+        active?.jobs,
+        claimed.jobs.map((j) => ({ id: j.id, attempt: 1, waitMs: j.createdAt === T0 ? 10 : 3 })),
+      );
+      assert.equal(active?.jobs.length, 10);
+
+      // Completions: the order of the call, with runs broken where ids are not consecutive.
+      const items = [...claimed.jobs].reverse().concat().sort((a, b) => (a.id.length - b.id.length) || (a.id < b.id ? -1 : 1));
+      const mark2 = await store.lastEventSeq();
+      await store.completeMany({ items: items.map((j) => ({ id: j.id, token: j.lease.token, result: null, remove: false })), now: T0 + 20 });
+      const [completed] = await eventsAfter(store, mark2);
+      assert.deepEqual(completed?.jobs, items.map((j) => ({ id: j.id, attempt: 1, durationMs: 10 })));
     } finally {
       await store.close();
     }

@@ -31,7 +31,7 @@ import type {
 import { deleteLogs, prepare, type StoreContext } from './context.ts';
 import { EventBatch, type AttemptStart } from './events.ts';
 import { ByIdStatement, JobLocator, type LocatedJob } from './lookup.ts';
-import { leaseRef, parseLeaseToken, publicId, STATE } from './rows.ts';
+import { leaseRef, parseLeaseToken, publicId, seqOf, STATE } from './rows.ts';
 
 const CLEAR_LEASE = 'lease_owner = NULL, lease_token = NULL, lease_until = NULL';
 /** Active jobs whose lease has expired (?1 now); a lease is still held at `lease_until = now`. */
@@ -155,7 +155,7 @@ export class Acks {
       }
       out[i] = APPLIED;
       const { queue } = start;
-      events.add(queue, { id: item.id, attempt: start.attempt, durationMs: now - start.startedAt });
+      events.add(queue, { id: item.id, attempt: start.attempt, durationMs: now - start.startedAt }, seqOf(item.id) ?? -1);
       if (signals !== null) signals.push({ type: 'finished', queue, id: item.id, state: 'completed' });
     }
     events.flush(this.#ctx.events, now);
@@ -190,13 +190,11 @@ export class Acks {
       }
       out[i] = { status: 'applied', state };
       const { queue } = start;
-      events.add(queue, {
-        id: item.id,
-        attempt: start.attempt,
-        durationMs: now - start.startedAt,
-        error: String(item.error.message),
-        state,
-      });
+      events.add(
+        queue,
+        { id: item.id, attempt: start.attempt, durationMs: now - start.startedAt, error: String(item.error.message), state },
+        seqOf(item.id) ?? -1,
+      );
       if (signals !== null) {
         signals.push(
           retryAt === null ? { type: 'finished', queue, id: item.id, state } : { type: 'enqueued', queue, runAt: retryAt },
@@ -236,7 +234,7 @@ export class Acks {
       out[i] = applied ? APPLIED : STALE;
       if (!applied) continue;
       const queue = start?.queue ?? this.#queueOf(item.token);
-      events.add(queue, { id: item.id });
+      events.add(queue, { id: item.id }, seqOf(item.id) ?? -1);
       if (signals !== null) queues.add(queue);
     }
     events.flush(this.#ctx.events, params.now);
@@ -311,7 +309,7 @@ export class Acks {
       const queue = this.#ctx.queues.nameOf(row.queue);
       const id = publicId(row.key, row.seq);
       const state = row.state === STATE.failed ? 'failed' : 'waiting';
-      events.add(queue, { id, state });
+      events.add(queue, { id, state }, row.key === null ? row.seq : -1);
       signals?.push(
         state === 'failed' ? { type: 'finished', queue, id, state } : { type: 'enqueued', queue, runAt: params.now },
       );

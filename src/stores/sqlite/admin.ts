@@ -20,9 +20,9 @@ import type {
 } from '../../store/contract.ts';
 import type { StatementSync } from 'node:sqlite';
 import { deleteLogs, type StoreContext } from './context.ts';
-import { REMOVED_IDS_CAP } from './events.ts';
+import { EventBatch, REMOVED_IDS_CAP } from './events.ts';
 import type { JobLocator } from './lookup.ts';
-import { FIRST_FINISHED_CODE, publicId, STATE, stateName } from './rows.ts';
+import { FIRST_FINISHED_CODE, STATE, stateName } from './rows.ts';
 
 const CLEAR_LEASE = 'lease_owner = NULL, lease_token = NULL, lease_until = NULL';
 /** Back to a fresh start; errors are kept so the job's history stays visible. ?1 now */
@@ -37,11 +37,14 @@ function invalid(state: number): AdminOutcome {
 
 type DeletedRow = [seq: number, key: string | null];
 
-/** Items of events that carry ids only. */
-function idItems(rows: readonly DeletedRow[], n: number): Array<{ id: string }> {
-  const items = new Array<{ id: string }>(n);
-  for (let i = 0; i < n; i++) items[i] = { id: publicId(rows[i]![1], rows[i]![0]) };
-  return items;
+/** An event whose items carry ids only, for the first `n` rows (sorted by seq, so mostly runs). */
+function idsEvent(type: 'retried' | 'removed', queue: string, rows: readonly DeletedRow[], n: number): EventBatch {
+  const batch = new EventBatch(type);
+  for (let i = 0; i < n; i++) {
+    const [seq, key] = rows[i]!;
+    batch.add(queue, { id: key ?? String(seq) }, key === null ? seq : -1);
+  }
+  return batch;
 }
 
 export class Admin {
@@ -79,7 +82,7 @@ export class Admin {
     ).all(params.now, queueId, state, params.limit) as unknown as DeletedRow[];
     if (rows.length === 0) return 0;
     rows.sort((a, b) => a[0] - b[0]);
-    this.#ctx.events.append(params.now, params.queue, 'retried', idItems(rows, rows.length));
+    idsEvent('retried', params.queue, rows, rows.length).flush(this.#ctx.events, params.now);
     this.#enqueued(params.queue, params.now);
     return rows.length;
   }
@@ -178,7 +181,7 @@ export class Admin {
     for (const row of rows) deleteLogs(this.#ctx, row[0]);
     // RETURNING yields rows in no guaranteed order; list the oldest first.
     rows.sort((a, b) => a[0] - b[0]);
-    this.#ctx.events.append(Date.now(), queue, 'removed', idItems(rows, Math.min(rows.length, REMOVED_IDS_CAP)), rows.length);
+    idsEvent('removed', queue, rows, Math.min(rows.length, REMOVED_IDS_CAP)).flush(this.#ctx.events, Date.now(), rows.length);
   }
 
   setPaused(queue: string, paused: boolean): void {

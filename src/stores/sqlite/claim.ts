@@ -126,7 +126,7 @@ export class Claimer {
       const attempt = row[COL.attemptsMade] + 1;
       const due = row[COL.runAt] > row[COL.createdAt] ? row[COL.runAt] : row[COL.createdAt];
       attempts.remember(job.lease.token, { queue, attempt, startedAt: now });
-      events.add(queue, { id: job.id, attempt, waitMs: now > due ? now - due : 0 });
+      events.add(queue, { id: job.id, attempt, waitMs: now > due ? now - due : 0 }, row[COL.key] === null ? row[COL.seq] : -1);
     }
     events.flush(this.#ctx.events, now);
 

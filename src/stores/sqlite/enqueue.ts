@@ -98,7 +98,7 @@ export class Enqueuer {
       const result = this.#insertWithKey(job, now);
       results[i] = result;
       if (result.status === 'created') {
-        events.add(job.queue, { id: result.id, name: job.name, state: job.runAt > now ? 'delayed' : 'waiting' });
+        events.add(job.queue, { id: result.id, name: job.name, state: job.runAt > now ? 'delayed' : 'waiting' }, -1);
       }
     }
     if (runStart >= 0) this.#insertRun(jobs, runStart, jobs.length, now, results, events);
@@ -143,7 +143,7 @@ export class Enqueuer {
         const job = jobs[i + k]!;
         const id = String(first + k);
         results[i + k] = { status: 'created', id };
-        events.add(job.queue, { id, name: job.name, state: job.runAt > now ? 'delayed' : 'waiting' });
+        events.add(job.queue, { id, name: job.name, state: job.runAt > now ? 'delayed' : 'waiting' }, first + k);
       }
       i += n;
     }

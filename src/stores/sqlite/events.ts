@@ -10,6 +10,15 @@
  * JSON text by concatenation, whose intermediate strings (and their flattening when
  * bound to the statement) made most of the event log's overhead.
  *
+ * Runs: the `jobs` column is a JSON array of items, except that consecutive items whose
+ * ids are consecutive generated ids and whose other fields are all equal are stored once,
+ * as the first item plus `"+": n` (n more items, ids + 1 … + n). A bulk add, a claim of
+ * jobs added together, and the completion of a claim's jobs are mostly one run each, so
+ * the log adds a few dozen bytes per operation rather than ~45 per job (measured: the
+ * bytes the process writes per job in the drain, 64-in-flight and bulk scenarios rose
+ * 24-28 % with one item per job, 2-8 % with runs). readEvents expands runs, so readers
+ * always see one item per job, in the order the operation wrote them.
+ *
  * seq is the table's rowid, without AUTOINCREMENT: a new row gets the largest seq + 1.
  * Appends are serialised by the write lock, so seq is consecutive in commit order, and a
  * rolled-back append leaves no trace. Pruning therefore always keeps the newest row (were
@@ -21,6 +30,58 @@ import type { EventItem, EventType, ReadEventsParams, StoredEvent } from '../../
 /** `clean` and `drain` list at most this many ids in their `removed` event (and the full `count`). */
 export const REMOVED_IDS_CAP = 1000;
 
+/** A stored item: an EventItem, or the first of a run of `"+"` more (see the header). */
+type StoredItem = EventItem & { '+'?: number };
+
+/** Every field of EventItem but `id`; a run needs all of them equal. */
+const RUN_FIELDS = ['name', 'state', 'attempt', 'waitMs', 'durationMs', 'error', 'progress'] as const;
+// Fails to compile when EventItem gains a field that RUN_FIELDS (and sameFields) lack.
+const allFieldsCompared: Exclude<keyof EventItem, 'id' | (typeof RUN_FIELDS)[number]> extends never ? true : never = true;
+void allFieldsCompared;
+
+function sameFields(a: EventItem, b: EventItem): boolean {
+  return (
+    a.attempt === b.attempt &&
+    a.waitMs === b.waitMs &&
+    a.durationMs === b.durationMs &&
+    a.state === b.state &&
+    a.name === b.name &&
+    a.error === b.error &&
+    a.progress === b.progress
+  );
+}
+
+/** One queue's items in order, consecutive ones folded into runs. */
+class ItemList {
+  readonly items: EventItem[] = [];
+  /** How many more ids follow items[i] in its run. */
+  readonly runs: number[] = [];
+  #runs = false;
+  /** The seq that would extend the last run; -1: none (the last id was caller-chosen). */
+  #next = -1;
+
+  /** @param seq the job's generated id as a number, or -1 for a caller-chosen id */
+  add(item: EventItem, seq: number): void {
+    const last = this.items.length - 1;
+    if (seq === this.#next && seq >= 0 && sameFields(this.items[last]!, item)) {
+      this.runs[last]!++;
+      this.#runs = true;
+    } else {
+      this.items.push(item);
+      this.runs.push(0);
+    }
+    this.#next = seq >= 0 ? seq + 1 : -1;
+  }
+
+  json(): string {
+    if (!this.#runs) return JSON.stringify(this.items);
+    const { items, runs } = this;
+    const stored = new Array<StoredItem>(items.length);
+    for (let i = 0; i < items.length; i++) stored[i] = runs[i] === 0 ? items[i]! : { ...items[i]!, '+': runs[i]! };
+    return JSON.stringify(stored);
+  }
+}
+
 /**
  * Items of one operation, grouped by queue, appended as one event per queue by `flush`.
  * The first queue is kept in fields: almost every operation touches one queue only.
@@ -28,36 +89,40 @@ export const REMOVED_IDS_CAP = 1000;
 export class EventBatch {
   readonly #type: EventType;
   #queue: string | null = null;
-  #items: EventItem[] = [];
-  #others: Map<string, EventItem[]> | null = null;
+  #items: ItemList | null = null;
+  #others: Map<string, ItemList> | null = null;
 
   constructor(type: EventType) {
     this.#type = type;
   }
 
-  add(queue: string, item: EventItem): void {
+  /** @param seq the job's generated id as a number, or -1 for a caller-chosen id (see ItemList) */
+  add(queue: string, item: EventItem, seq: number): void {
     if (queue === this.#queue) {
-      this.#items.push(item);
+      this.#items!.add(item, seq);
     } else if (this.#queue === null) {
       this.#queue = queue;
-      this.#items.push(item);
+      this.#items = new ItemList();
+      this.#items.add(item, seq);
     } else {
       this.#others ??= new Map();
-      const other = this.#others.get(queue);
-      if (other === undefined) this.#others.set(queue, [item]);
-      else other.push(item);
+      let other = this.#others.get(queue);
+      if (other === undefined) {
+        other = new ItemList();
+        this.#others.set(queue, other);
+      }
+      other.add(item, seq);
     }
   }
 
-  get empty(): boolean {
-    return this.#queue === null;
-  }
-
-  /** Appends one event per queue (nothing if no item was added). In the operation's transaction. */
-  flush(log: EventLog, at: number): void {
+  /**
+   * Appends one event per queue (nothing if no item was added). In the operation's transaction.
+   * @param count stored with every event of the batch (`clean`/`drain`)
+   */
+  flush(log: EventLog, at: number, count: number | null = null): void {
     if (this.#queue === null) return;
-    log.append(at, this.#queue, this.#type, this.#items);
-    if (this.#others !== null) for (const [queue, items] of this.#others) log.append(at, queue, this.#type, items);
+    log.appendJson(at, this.#queue, this.#type, this.#items!.json(), count);
+    if (this.#others !== null) for (const [queue, items] of this.#others) log.appendJson(at, queue, this.#type, items.json(), count);
   }
 }
 
@@ -104,6 +169,22 @@ export class AttemptStarts {
 
 type EventRow = [seq: number, at: number, queue: string, type: EventType, jobs: string, count: number | null];
 
+/** Stored items → one item per job (see Runs in the header). */
+function expandRuns(stored: StoredItem[]): EventItem[] {
+  let i = 0;
+  while (i < stored.length && stored[i]!['+'] === undefined) i++;
+  if (i === stored.length) return stored;
+  const out: EventItem[] = stored.slice(0, i);
+  for (; i < stored.length; i++) {
+    const { '+': more, ...item } = stored[i]!;
+    out.push(item);
+    if (more === undefined) continue;
+    const first = Number(item.id);
+    for (let k = 1; k <= more; k++) out.push({ ...item, id: String(first + k) });
+  }
+  return out;
+}
+
 export class EventLog {
   readonly #db: DatabaseSync;
   readonly #insert: StatementSync;
@@ -118,8 +199,13 @@ export class EventLog {
   }
 
   /** Appends one event. Only inside a write transaction, together with the change it describes. */
-  append(at: number, queue: string, type: EventType, items: readonly EventItem[], count: number | null = null): void {
-    this.#insert.run(at, queue, type, items.length === 0 ? '[]' : JSON.stringify(items), count);
+  append(at: number, queue: string, type: EventType, items: readonly EventItem[]): void {
+    this.#insert.run(at, queue, type, items.length === 0 ? '[]' : JSON.stringify(items), null);
+  }
+
+  /** `append` with the items already serialised (EventBatch). */
+  appendJson(at: number, queue: string, type: EventType, json: string, count: number | null): void {
+    this.#insert.run(at, queue, type, json, count);
   }
 
   read(params: ReadEventsParams): StoredEvent[] {
@@ -133,7 +219,7 @@ export class EventLog {
     const out = new Array<StoredEvent>(rows.length);
     for (let i = 0; i < rows.length; i++) {
       const [seq, at, queue, type, jobs, count] = rows[i]!;
-      const items = JSON.parse(jobs) as EventItem[];
+      const items = expandRuns(JSON.parse(jobs) as StoredItem[]);
       out[i] = count === null ? { seq, at, queue, type, jobs: items } : { seq, at, queue, type, jobs: items, count };
     }
     return out;

@@ -98,7 +98,7 @@ const MIGRATIONS: readonly Migration[] = [
     version: 2,
     description: 'events, api_keys and workers: the event log, the server\'s keys and the worker registry',
     // events: one row per operation and queue (see StoredEvent in the contract); `jobs` is
-    // a JSON array of items. seq is the rowid without AUTOINCREMENT, so pruning must always
+    // a JSON array of items (runs of consecutive generated ids folded, see events.ts). seq is the rowid without AUTOINCREMENT, so pruning must always
     // keep the newest event: were the table emptied, seq would start again from 1 and live
     // readers would skip events below the seq they last saw.
     // api_keys: only the SHA-256 of each secret. workers: one row per live worker.
