@@ -6,7 +6,6 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,57 +16,11 @@ import type { Store } from '../src/store/contract.ts';
 import { openSqliteStore } from '../src/stores/sqlite/index.ts';
 import { waitUntil } from './conformance/engine.ts';
 import { makePgStore } from './helpers/postgres.ts';
+import { fixture, spawnChild } from './helpers/processes.ts';
 
-const FIXTURE = path.join(import.meta.dirname, 'fixtures', 'http-worker.ts');
-const live = new Set<ChildProcess>();
-after(() => {
-  for (const p of live) p.kill('SIGKILL');
-});
+const FIXTURE = fixture('http-worker.ts');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Child {
-  readonly proc: ChildProcess;
-  readonly lines: string[];
-  readonly exited: Promise<number | null>;
-  waitFor(pred: (lines: readonly string[]) => boolean, what: string, timeoutMs?: number): Promise<void>;
-}
-
-function spawnWorker(args: string[]): Child {
-  const proc = spawn(process.execPath, [FIXTURE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(proc);
-  const lines: string[] = [];
-  const stderr: string[] = [];
-  let buf = '';
-  proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    buf += chunk;
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      lines.push(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-    }
-  });
-  proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => stderr.push(chunk));
-  const exited = new Promise<number | null>((resolve) =>
-    proc.on('exit', (code) => {
-      live.delete(proc);
-      resolve(code);
-    }),
-  );
-  return {
-    proc,
-    lines,
-    exited,
-    async waitFor(pred, what, timeoutMs = 30_000) {
-      const until = Date.now() + timeoutMs;
-      while (!pred(lines)) {
-        if (Date.now() > until) throw new Error(`timed out waiting for ${what}; stdout tail: ${lines.slice(-5).join(' | ')}; stderr: ${stderr.join('')}`);
-        if (proc.exitCode !== null && !pred(lines)) throw new Error(`child exited (${proc.exitCode}) before ${what}; stderr: ${stderr.join('')}`);
-        await sleep(10);
-      }
-    },
-  };
-}
 
 type StoreFactory = () => Promise<{ store: Store; cleanup: () => Promise<void> }>;
 
@@ -313,7 +266,7 @@ function httpWorkerSuite(label: string, makeStore: StoreFactory): void {
     it('a remote worker process drains a queue over HTTP and closes gracefully', async () => {
       const q = qname();
       await remote.queue(q).addBulk(Array.from({ length: 300 }, (_, i) => ({ name: 'p', data: i })));
-      const child = spawnWorker([server.url, key, q, '8', '5000', 'sleep:1']);
+      const child = spawnChild(FIXTURE, [server.url, key, q, '8', '5000', 'sleep:1'], { timeoutMs: 30_000 });
       const completedIds = (lines: readonly string[]) => new Set(lines.filter((l) => l.startsWith('completed ')).map((l) => l.slice(10)));
       await child.waitFor((lines) => completedIds(lines).size >= 300, '300 completions in the child', 60_000);
       child.proc.kill('SIGTERM');
@@ -331,7 +284,7 @@ function httpWorkerSuite(label: string, makeStore: StoreFactory): void {
     it('a lease expiring mid-job: the server recovers the job, another worker completes it, the late ack is refused', async () => {
       const q = qname();
       const flag = path.join(os.tmpdir(), `conveyor-http-${q}-${Date.now()}`);
-      const child = spawnWorker([server.url, key, q, '1', '1000', `block-until:${flag}`]);
+      const child = spawnChild(FIXTURE, [server.url, key, q, '1', '1000', `block-until:${flag}`], { timeoutMs: 30_000 });
       try {
         await child.waitFor((lines) => lines.some((l) => l.startsWith('ready ')), 'the child worker');
         const job = await remote.queue(q).add('slow', null);

@@ -9,15 +9,14 @@
  * job lost, none completed twice, none left active after its lease, and idle workers must
  * hear of new jobs again through LISTEN after the restart.
  */
-import { describe, it, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import pg from 'pg';
 import { Conveyor, ConveyorError, type Job } from '../src/index.ts';
 import type { PostgresStore } from '../src/stores/postgres/index.ts';
 import { createPgInstance } from './helpers/pg-instance.ts';
 import { adminQuery, DATABASE_URL, dropSchema, uniqueSchema } from './helpers/postgres.ts';
+import { fixture, spawnChild } from './helpers/processes.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -42,43 +41,7 @@ function withParams(url: string, params: Record<string, string>): string {
 
 // ------------------------------------------------------------------ child processes
 
-const CHILD = path.join(import.meta.dirname, 'fixtures', 'pg-engine-worker.ts');
-const live = new Set<ChildProcess>();
-after(() => {
-  for (const p of live) p.kill('SIGKILL');
-});
-
-interface Child {
-  readonly name: string;
-  readonly proc: ChildProcess;
-  readonly lines: string[];
-  readonly stderr: string[];
-  readonly exited: Promise<number | null>;
-}
-
-function spawnWorker(name: string, args: string[]): Child {
-  const proc = spawn(process.execPath, [CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(proc);
-  const lines: string[] = [];
-  const stderr: string[] = [];
-  let buf = '';
-  proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    buf += chunk;
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      lines.push(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-    }
-  });
-  proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => stderr.push(chunk));
-  const exited = new Promise<number | null>((resolve) =>
-    proc.on('exit', (code) => {
-      live.delete(proc);
-      resolve(code);
-    }),
-  );
-  return { name, proc, lines, stderr, exited };
-}
+const CHILD = fixture('pg-engine-worker.ts');
 
 /** Jobs in each state, and how many finished jobs record more than one attempt, read directly from the tables. */
 async function tableState(query: (sql: string) => Promise<Array<Record<string, unknown>>>, schema: string) {
@@ -178,7 +141,7 @@ describe('postgres: connection faults while workers run', () => {
         const q = producer.queue<{ i: number }>('restart');
         const N = 300;
         await q.addBulk(Array.from({ length: N }, (_, i) => ({ name: 'work', data: { i } })));
-        const children = [0, 1].map((i) => spawnWorker(`worker-${i}`, [url, 'restart', '4', '25', '2000']));
+        const children = [0, 1].map((i) => spawnChild(CHILD, [url, 'restart', '4', '25', '2000'], { name: `worker-${i}` }));
         const count = (kind: string): number => children.reduce((n, c) => n + c.lines.filter((l) => l.startsWith(`${kind} `)).length, 0);
         await waitUntil(() => count('completed') >= 40, 'some jobs completed before the restart', 20_000);
 

@@ -5,69 +5,12 @@
  * completed exactly once, no job may ever be held under two live leases at the same time,
  * and the dead worker's jobs must be recovered once their 1 s leases expire.
  */
-import { describe, it, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import { adminQuery, DATABASE_URL, dropSchema, makePgStore, uniqueSchema } from './helpers/postgres.ts';
+import { fixture, spawnChild } from './helpers/processes.ts';
 
-const CHILD = path.join(import.meta.dirname, 'fixtures', 'pg-child.ts');
-const live = new Set<ChildProcess>();
-
-// No test may leak a process, whatever happens to it.
-after(() => {
-  for (const p of live) p.kill('SIGKILL');
-});
-
-interface Child {
-  readonly name: string;
-  readonly proc: ChildProcess;
-  readonly lines: string[];
-  readonly stderr: string[];
-  readonly exited: Promise<number | null>;
-  waitFor(pred: (lines: readonly string[]) => boolean, what: string, timeoutMs?: number): Promise<void>;
-}
-
-function spawnChild(name: string, args: string[]): Child {
-  const proc = spawn(process.execPath, [CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(proc);
-  const lines: string[] = [];
-  const stderr: string[] = [];
-  let buf = '';
-  proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    buf += chunk;
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      lines.push(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-    }
-  });
-  proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => stderr.push(chunk));
-  const exited = new Promise<number | null>((resolve) =>
-    proc.on('exit', (code) => {
-      live.delete(proc);
-      resolve(code);
-    }),
-  );
-  return {
-    name,
-    proc,
-    lines,
-    stderr,
-    exited,
-    async waitFor(pred, what, timeoutMs = 20_000) {
-      const until = Date.now() + timeoutMs;
-      while (!pred(lines)) {
-        if (Date.now() > until) throw new Error(`${name}: timed out waiting for ${what}; stderr: ${stderr.join('')}`);
-        if (proc.exitCode !== null || proc.signalCode !== null) {
-          if (pred(lines)) break;
-          throw new Error(`${name}: exited (${String(proc.exitCode ?? proc.signalCode)}) before ${what}; stderr: ${stderr.join('')}`);
-        }
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    },
-  };
-}
+const CHILD = fixture('pg-child.ts');
 
 async function waitUntil(cond: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -90,7 +33,7 @@ describe('postgres: real processes', () => {
   it('several processes migrating one new schema at once apply the migration exactly once', async () => {
     const schema = uniqueSchema();
     try {
-      const children = Array.from({ length: 5 }, (_, i) => spawnChild(`migrator-${i}`, ['migrate', DATABASE_URL, schema]));
+      const children = Array.from({ length: 5 }, (_, i) => spawnChild(CHILD, ['migrate', DATABASE_URL, schema], { name: `migrator-${i}` }));
       for (const child of children) {
         await child.waitFor((l) => l.includes('migrated'), 'migrated');
         assert.equal(await child.exited, 0, `${child.name} exit code; stderr: ${child.stderr.join('')}`);
@@ -119,8 +62,8 @@ describe('postgres: real processes', () => {
       assert.equal(new Set(all).size, N);
 
       // The victim works slowly (40 ms per batch), so it surely holds claimed jobs when it dies.
-      const victim = spawnChild('victim', ['worker', DATABASE_URL, schema, queue, '5', '1000', '40']);
-      const others = [0, 1, 2].map((i) => spawnChild(`worker-${i}`, ['worker', DATABASE_URL, schema, queue, '5', '1000', '5']));
+      const victim = spawnChild(CHILD, ['worker', DATABASE_URL, schema, queue, '5', '1000', '40'], { name: 'victim' });
+      const others = [0, 1, 2].map((i) => spawnChild(CHILD, ['worker', DATABASE_URL, schema, queue, '5', '1000', '5'], { name: `worker-${i}` }));
       const workers = [victim, ...others];
       await victim.waitFor(
         (l) => l.filter((x) => x.startsWith('done ')).length >= 20 && (l.at(-1) ?? '').startsWith('claim '),

@@ -8,8 +8,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Conveyor } from '../src/index.ts';
-import { spawnChild } from './helpers/processes.ts';
+import { fixture, spawnChild } from './helpers/processes.ts';
 import { waitUntil } from './conformance/engine.ts';
+
+const CHILD = fixture('child.ts');
 
 describe('sqlite: real processes', () => {
   let dir: string;
@@ -32,7 +34,7 @@ describe('sqlite: real processes', () => {
     const jobs = await q.addBulk(Array.from({ length: N }, (_, i) => ({ name: 'k', data: { i } })));
     assert.equal(jobs.length, N);
     // Lease 1 s so recovery is quick; 20 ms handlers so the kill lands with jobs in flight.
-    const victim = spawnChild(['worker', url, q.name, '10', '1000', '20']);
+    const victim = spawnChild(CHILD, ['worker', url, q.name, '10', '1000', '20']);
     await victim.waitFor((l) => l.filter((x) => x.startsWith('done')).length >= 50, '50 jobs done by the victim');
     victim.proc.kill('SIGKILL');
     await victim.exited;
@@ -40,7 +42,7 @@ describe('sqlite: real processes', () => {
     assert.ok(countsAtKill.active > 0, `the kill should leave jobs active (held by the dead worker), got ${JSON.stringify(countsAtKill)}`);
 
     const killedAt = Date.now();
-    const rescuer = spawnChild(['worker', url, q.name, '10', '1000', '0']);
+    const rescuer = spawnChild(CHILD, ['worker', url, q.name, '10', '1000', '0']);
     await waitUntil(async () => (await q.getCounts()).completed === N, `all ${N} jobs completed`, 30_000);
     const recoveryMs = Date.now() - killedAt;
     const counts = await q.getCounts();
@@ -56,7 +58,7 @@ describe('sqlite: real processes', () => {
 
   it('SIGKILL of a producer: every add that was acknowledged is in the store', async () => {
     const q = cv.queue('kill-producer');
-    const producer = spawnChild(['producer', url, q.name, '200000']);
+    const producer = spawnChild(CHILD, ['producer', url, q.name, '200000']);
     await producer.waitFor((l) => l.filter((x) => x.startsWith('added')).length >= 2000, '2000 acknowledged adds');
     producer.proc.kill('SIGKILL');
     await producer.exited;
@@ -70,10 +72,10 @@ describe('sqlite: real processes', () => {
 
   it('several processes share one file: one producer, three workers, every job completed exactly once, no busy errors', async () => {
     const q = cv.queue('shared');
-    const workers = [0, 1, 2].map(() => spawnChild(['worker', url, q.name, '8', '30000', '1']));
+    const workers = [0, 1, 2].map(() => spawnChild(CHILD, ['worker', url, q.name, '8', '30000', '1']));
     for (const w of workers) await w.waitFor((l) => l.includes('ready'), 'worker ready');
     const N = 3000;
-    const producer = spawnChild(['producer', url, q.name, String(N)]);
+    const producer = spawnChild(CHILD, ['producer', url, q.name, String(N)]);
     // The parent adds too, concurrently with the child producer.
     await Promise.all(Array.from({ length: 500 }, (_, i) => q.add('parent', { i })));
     await producer.waitFor((l) => l.includes('finished'), 'producer finished', 60_000);
@@ -93,7 +95,7 @@ describe('sqlite: real processes', () => {
   it('SIGTERM drains gracefully: running jobs finish, nothing is left active', async () => {
     const q = cv.queue('sigterm');
     await q.addBulk(Array.from({ length: 40 }, (_, i) => ({ name: 't', data: { i } })));
-    const w = spawnChild(['worker', url, q.name, '4', '30000', '200']);
+    const w = spawnChild(CHILD, ['worker', url, q.name, '4', '30000', '200']);
     await w.waitFor((l) => l.some((x) => x.startsWith('done')), 'first job done');
     w.proc.kill('SIGTERM');
     assert.equal(await w.exited, 0);

@@ -1,9 +1,8 @@
-/** Spawning real conveyor child processes and reading their line protocol. */
+/** Spawning real conveyor child processes (test/fixtures/*.ts) and reading their line protocol. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { after } from 'node:test';
 
-const CHILD = path.join(import.meta.dirname, '..', 'fixtures', 'child.ts');
 const live = new Set<ChildProcess>();
 
 // No test may leak a process, whatever happens to it.
@@ -11,16 +10,36 @@ after(() => {
   for (const p of live) p.kill('SIGKILL');
 });
 
-export interface Child {
-  readonly proc: ChildProcess;
-  readonly lines: string[];
-  readonly stderr: string[];
-  waitFor(pred: (lines: readonly string[]) => boolean, what: string, timeoutMs?: number): Promise<void>;
-  exited: Promise<number | null>;
+/** The path of a script in test/fixtures. */
+export function fixture(file: string): string {
+  return path.join(import.meta.dirname, '..', 'fixtures', file);
 }
 
-export function spawnChild(args: string[]): Child {
-  const proc = spawn(process.execPath, [CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export interface Child {
+  /** The name given to spawnChild ('' if none): prefixes waitFor's errors. */
+  readonly name: string;
+  readonly proc: ChildProcess;
+  /** The complete lines printed on stdout so far. */
+  readonly lines: string[];
+  readonly stderr: string[];
+  /** Fails after `timeoutMs` (default: spawnChild's), or if the child exits first. */
+  waitFor(pred: (lines: readonly string[]) => boolean, what: string, timeoutMs?: number): Promise<void>;
+  readonly exited: Promise<number | null>;
+}
+
+export interface SpawnOptions {
+  /** Prefixes waitFor's errors. */
+  readonly name?: string;
+  /** waitFor's default timeout (20 s). */
+  readonly timeoutMs?: number;
+}
+
+/** Runs `node <script> ...args`, collecting stdout lines and stderr; killed after the test file if still running. */
+export function spawnChild(script: string, args: readonly string[], options: SpawnOptions = {}): Child {
+  const name = options.name ?? '';
+  const defaultTimeoutMs = options.timeoutMs ?? 20_000;
+  const prefix = name === '' ? '' : `${name}: `;
+  const proc = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);
   const lines: string[] = [];
   const stderr: string[] = [];
@@ -34,20 +53,28 @@ export function spawnChild(args: string[]): Child {
     }
   });
   proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => stderr.push(chunk));
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => {
-    live.delete(proc);
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    proc.on('exit', (code) => {
+      live.delete(proc);
+      resolve(code);
+    }),
+  );
   return {
+    name,
     proc,
     lines,
     stderr,
     exited,
-    async waitFor(pred, what, timeoutMs = 20_000) {
+    async waitFor(pred, what, timeoutMs = defaultTimeoutMs) {
       const until = Date.now() + timeoutMs;
       while (!pred(lines)) {
-        if (Date.now() > until) throw new Error(`timed out waiting for ${what}; stderr: ${stderr.join('')}`);
-        if (proc.exitCode !== null && !pred(lines)) throw new Error(`child exited (${proc.exitCode}) before ${what}; stderr: ${stderr.join('')}`);
+        if (Date.now() > until) {
+          throw new Error(`${prefix}timed out waiting for ${what}; stdout tail: ${lines.slice(-5).join(' | ')}; stderr: ${stderr.join('')}`);
+        }
+        if (proc.exitCode !== null || proc.signalCode !== null) {
+          if (pred(lines)) break;
+          throw new Error(`${prefix}exited (${String(proc.exitCode ?? proc.signalCode)}) before ${what}; stderr: ${stderr.join('')}`);
+        }
         await new Promise((r) => setTimeout(r, 10));
       }
     },
