@@ -7,7 +7,6 @@
  */
 import { it, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,61 +15,20 @@ import { createApiKey } from '../src/engine/api-keys.ts';
 import { startServer, type RunningServer } from '../src/server/server.ts';
 import { SCENARIO_IDS } from '../src/bench/index.ts';
 import { SCENARIO_NAMES } from '../src/cli/commands/bench.ts';
+import { CLI, cleanEnv, expectStatus, json, run as runProcess, type Result } from './helpers/cli.ts';
 
-const CLI = path.join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-cli-stats-'));
 const url = `sqlite://${path.join(dir, 'stats.db')}`;
 
-const live = new Set<ChildProcess>();
 after(() => {
-  for (const p of live) p.kill('SIGKILL');
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of ['CONVEYOR_URL', 'DATABASE_URL', 'CONVEYOR_HOST', 'CONVEYOR_PORT', 'CONVEYOR_SERVER', 'CONVEYOR_API_KEY', 'CONVEYOR_DEBUG']) delete env[k];
-  return { ...env, ...extra };
-}
-
-interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 function run(command: string, args: readonly string[], env: Record<string, string>, timeoutMs = 120_000): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(command, args, { env: cleanEnv(env), cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(proc);
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    proc.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
-    proc.on('error', reject);
-    proc.on('close', (status) => {
-      clearTimeout(timer);
-      live.delete(proc);
-      resolve({ status, stdout, stderr });
-    });
-  });
+  return runProcess(command, args, { env: cleanEnv(env), cwd: dir, timeoutMs });
 }
 
 const cli = (args: readonly string[], env: Record<string, string> = { CONVEYOR_URL: url }): Promise<Result> => run(process.execPath, [CLI, ...args], env);
-
-function expectStatus(r: Result, status: number): void {
-  assert.equal(r.status, status, `exit ${String(r.status)}, expected ${status}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-}
-
-function json(r: Result): any {
-  expectStatus(r, 0);
-  try {
-    return JSON.parse(r.stdout);
-  } catch {
-    assert.fail(`stdout is not one JSON document: ${r.stdout}`);
-  }
-}
 
 async function waitUntil(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
   const until = Date.now() + timeoutMs;

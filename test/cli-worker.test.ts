@@ -8,99 +8,29 @@
  */
 import { it, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { cleanEnv as cleanConveyorEnv, expectStatus, json, runCli, startCli, type Result, type Running } from './helpers/cli.ts';
 
-const CLI = path.join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-cli-worker-'));
 
-const live = new Set<ChildProcess>();
 after(() => {
-  for (const p of live) p.kill('SIGKILL');
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of ['CONVEYOR_URL', 'DATABASE_URL', 'CONVEYOR_HOST', 'CONVEYOR_PORT', 'CONVEYOR_SERVER', 'CONVEYOR_API_KEY', 'CONVEYOR_DEBUG', 'NODE_OPTIONS']) delete env[k];
-  return { ...env, ...extra };
-}
-
-interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
+  return cleanConveyorEnv(extra, ['NODE_OPTIONS']);
 }
 
 /** Runs the CLI to completion (killed after 60 s). */
 function cli(args: readonly string[], env: Record<string, string>, cwd = dir): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [CLI, ...args], { env: cleanEnv(env), cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(proc);
-    let stdout = '';
-    let stderr = '';
-    proc.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    proc.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 60_000);
-    proc.on('error', reject);
-    proc.on('close', (status) => {
-      clearTimeout(timer);
-      live.delete(proc);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
-
-function expectStatus(r: Result, status: number): void {
-  assert.equal(r.status, status, `exit ${String(r.status)}, expected ${status}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-}
-
-function json(r: Result): any {
-  expectStatus(r, 0);
-  return JSON.parse(r.stdout);
+  return runCli(args, { env: cleanEnv(env), cwd });
 }
 
 /** A long-running CLI process (serve, worker, demo) with its output so far. */
-interface Running {
-  proc: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  exited: Promise<number | null>;
-  /** Resolves with the match once stdout matches `re`; fails after `ms` or if the process exits first. */
-  waitFor(re: RegExp, ms?: number): Promise<RegExpExecArray>;
-}
-
 function start(args: readonly string[], env: Record<string, string>, cwd = dir): Running {
-  const proc = spawn(process.execPath, [CLI, ...args], { env: cleanEnv(env), cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(proc);
-  let out = '';
-  let err = '';
-  proc.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
-  proc.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
-  const exited = new Promise<number | null>((resolve) =>
-    proc.on('exit', (code) => {
-      live.delete(proc);
-      resolve(code);
-    }),
-  );
-  return {
-    proc,
-    stdout: () => out,
-    stderr: () => err,
-    exited,
-    async waitFor(re, ms = 30_000) {
-      const until = Date.now() + ms;
-      for (;;) {
-        const m = re.exec(out);
-        if (m) return m;
-        if (proc.exitCode !== null) assert.fail(`${args[0]} exited ${proc.exitCode} before printing ${re}\nstdout: ${out}\nstderr: ${err}`);
-        if (Date.now() > until) assert.fail(`${args[0]} printed no ${re} within ${ms} ms\nstdout: ${out}\nstderr: ${err}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    },
-  };
+  return startCli(args, { env: cleanEnv(env), cwd });
 }
 
 /** Polls `check` until it returns a value (not undefined), at most `ms`. */

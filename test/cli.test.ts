@@ -5,7 +5,6 @@
  */
 import { it, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,98 +12,26 @@ import { Conveyor, UnrecoverableError } from '../src/index.ts';
 import { DEFAULT_STORE_URL } from '../src/store/open.ts';
 import { DEFAULT_URL, maskUrl } from '../src/cli/config.ts';
 import { DATABASE_URL, dropSchema, uniqueSchema } from './helpers/postgres.ts';
+import { cleanEnv, expectStatus, json, runCli, startCli, type Result, type Running } from './helpers/cli.ts';
 
-const CLI = path.join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-cli-'));
 const url = `sqlite://${path.join(dir, 'cli.db')}`;
 
-const live = new Set<ChildProcess>();
 after(() => {
-  for (const p of live) p.kill('SIGKILL');
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** The environment without any conveyor settings of the machine running the tests. */
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of ['CONVEYOR_URL', 'DATABASE_URL', 'CONVEYOR_HOST', 'CONVEYOR_PORT', 'CONVEYOR_SERVER', 'CONVEYOR_API_KEY', 'CONVEYOR_DEBUG']) delete env[k];
-  return { ...env, ...extra };
-}
-
-interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the CLI to completion (killed after 60 s). */
 function cli(args: readonly string[], options: { env?: Record<string, string>; input?: string; cwd?: string } = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [CLI, ...args], {
-      env: cleanEnv(options.env ?? { CONVEYOR_URL: url }),
-      cwd: options.cwd ?? dir,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    live.add(proc);
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    proc.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 60_000);
-    proc.on('error', reject);
-    proc.on('close', (status) => {
-      clearTimeout(timer);
-      live.delete(proc);
-      resolve({ status, stdout, stderr });
-    });
-    proc.stdin.end(options.input ?? '');
-  });
-}
-
-/** Asserts the exit code, showing the output when it differs. */
-function expectStatus(r: Result, status: number): void {
-  assert.equal(r.status, status, `exit ${String(r.status)}, expected ${status}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-}
-
-function json(r: Result): any {
-  expectStatus(r, 0);
-  try {
-    return JSON.parse(r.stdout);
-  } catch {
-    assert.fail(`stdout is not one JSON document: ${r.stdout}`);
-  }
-}
-
-interface Served {
-  proc: ChildProcess;
-  base: string;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
+  return runCli(args, { env: cleanEnv(options.env ?? { CONVEYOR_URL: url }), cwd: options.cwd ?? dir, input: options.input ?? '' });
 }
 
 /** Starts `conveyor serve` on a free port and waits for it to print its API URL. */
-async function serve(args: readonly string[], env: Record<string, string>): Promise<Served> {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--log-level', 'warn', ...args], { env: cleanEnv(env), cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(proc);
-  let out = '';
-  let err = '';
-  proc.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
-  proc.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
-  const exited = new Promise<number | null>((resolve) =>
-    proc.on('exit', (code) => {
-      live.delete(proc);
-      resolve(code);
-    }),
-  );
-  const until = Date.now() + 30_000;
-  for (;;) {
-    const m = /^\s+API\s+(http:\/\/\S+)\/api\/v1$/m.exec(out);
-    if (m && out.includes('Press Ctrl-C to stop.')) return { proc, base: m[1]!, stdout: () => out, stderr: () => err, exited };
-    if (proc.exitCode !== null) assert.fail(`serve exited ${proc.exitCode} before printing its URL\nstdout: ${out}\nstderr: ${err}`);
-    if (Date.now() > until) assert.fail(`serve printed no URL within 30 s\nstdout: ${out}\nstderr: ${err}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+async function serve(args: readonly string[], env: Record<string, string>): Promise<Running & { base: string }> {
+  const served = startCli(['serve', '--port', '0', '--log-level', 'warn', ...args], { env: cleanEnv(env), cwd: dir });
+  await served.waitFor(/Press Ctrl-C to stop\./);
+  const m = await served.waitFor(/^\s+API\s+(http:\/\/\S+)\/api\/v1$/m);
+  return { ...served, base: m[1]! };
 }
 
 async function get(base: string, route: string, key?: string): Promise<{ status: number; body: any }> {
@@ -446,23 +373,15 @@ describe('conveyor CLI', () => {
 
   it('serve --json prints one JSON line with the URLs; SIGINT also stops it with exit 0', async () => {
     const env = { CONVEYOR_URL: `sqlite://${path.join(dir, 'servejson.db')}` };
-    const proc = spawn(process.execPath, [CLI, 'serve', '--json', '--log-level', 'silent'], { env: cleanEnv({ ...env, CONVEYOR_PORT: '0' }), cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(proc);
-    let out = '';
-    let err = '';
-    proc.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-    proc.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
-    const exited = new Promise<number | null>((resolve) => proc.on('exit', resolve));
-    const until = Date.now() + 30_000;
-    while (!out.includes('\n') && Date.now() < until && proc.exitCode === null) await new Promise((r) => setTimeout(r, 25));
-    const info = JSON.parse(out.split('\n')[0]!);
+    const served = startCli(['serve', '--json', '--log-level', 'silent'], { env: cleanEnv({ ...env, CONVEYOR_PORT: '0' }), cwd: dir });
+    await served.waitFor(/\n/);
+    const info = JSON.parse(served.stdout().split('\n')[0]!);
     assert.match(info.api, /^http:\/\/127\.0\.0\.1:\d+\/api\/v1$/);
     assert.equal(info.auth, false);
     assert.equal((await get(info.url, '/api/v1/queues')).status, 200, 'loopback without keys: no auth');
-    proc.kill('SIGINT');
-    assert.equal(await exited, 0, err);
-    live.delete(proc);
-    assert.match(err, /SIGINT: shutting down/);
+    served.proc.kill('SIGINT');
+    assert.equal(await served.exited, 0, served.stderr());
+    assert.match(served.stderr(), /SIGINT: shutting down/);
   });
 });
 
