@@ -9,67 +9,17 @@
  * database's collation.
  */
 import { StoreError } from '../../errors.ts';
-import type { ApiKeyRecord, ApiScope, WorkerInfo } from '../../store/contract.ts';
+import type { ApiKeyRecord, WorkerInfo } from '../../store/contract.ts';
+import { keyFromRow, keyValues, workerFromRow, workerValues, type KeyRow, type WorkerRow } from '../../store/registry-codec.ts';
 import type { StoreContext } from './context.ts';
 
+/** In the order of keyValues and workerValues (src/store/registry-codec.ts). */
 const KEY_COLUMNS = 'id, name, scopes, hash, created_at, expires_at, revoked_at';
 const WORKER_COLUMNS = 'id, kind, host, pid, queues, concurrency, active, started_at, last_seen_at, last_claim_at, meta';
-
-interface KeyRow extends Record<string, unknown> {
-  id: string;
-  name: string;
-  scopes: string;
-  hash: string;
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-}
-
-interface WorkerRow extends Record<string, unknown> {
-  id: string;
-  kind: string;
-  host: string;
-  pid: number;
-  queues: string;
-  concurrency: number;
-  active: number;
-  started_at: number;
-  last_seen_at: number;
-  last_claim_at: number | null;
-  meta: string | null;
-}
 
 /** SQLSTATE 23505: unique_violation. */
 function isUniqueViolation(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '23505';
-}
-
-function keyFromRow(row: KeyRow): ApiKeyRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    scopes: JSON.parse(row.scopes) as ApiScope[],
-    hash: row.hash,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    revokedAt: row.revoked_at,
-  };
-}
-
-function workerFromRow(row: WorkerRow): WorkerInfo {
-  const info: WorkerInfo = {
-    id: row.id,
-    kind: row.kind as WorkerInfo['kind'],
-    host: row.host,
-    pid: row.pid,
-    queues: JSON.parse(row.queues) as string[],
-    concurrency: row.concurrency,
-    active: row.active,
-    startedAt: row.started_at,
-    lastSeenAt: row.last_seen_at,
-    lastClaimAt: row.last_claim_at,
-  };
-  return row.meta === null ? info : { ...info, meta: JSON.parse(row.meta) as Record<string, string> };
 }
 
 export class Registry {
@@ -85,15 +35,7 @@ export class Registry {
   async createApiKey(record: ApiKeyRecord): Promise<void> {
     const { db, t } = this.#ctx;
     try {
-      await db.count(`INSERT INTO ${t.apiKeys} (${KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
-        record.id,
-        record.name,
-        JSON.stringify(record.scopes),
-        record.hash,
-        record.createdAt,
-        record.expiresAt,
-        record.revokedAt,
-      ]);
+      await db.count(`INSERT INTO ${t.apiKeys} (${KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, keyValues(record));
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
       throw new StoreError('CONFLICT', `an API key with id ${JSON.stringify(record.id)} already exists`, {
@@ -134,19 +76,7 @@ export class Registry {
          kind = excluded.kind, host = excluded.host, pid = excluded.pid, queues = excluded.queues,
          concurrency = excluded.concurrency, active = excluded.active, started_at = excluded.started_at,
          last_seen_at = excluded.last_seen_at, last_claim_at = excluded.last_claim_at, meta = excluded.meta`,
-      [
-        info.id,
-        info.kind,
-        info.host,
-        info.pid,
-        JSON.stringify(info.queues),
-        info.concurrency,
-        info.active,
-        info.startedAt,
-        info.lastSeenAt,
-        info.lastClaimAt,
-        info.meta === undefined ? null : JSON.stringify(info.meta),
-      ],
+      workerValues(info),
     );
   }
 

@@ -7,69 +7,19 @@
  */
 import type { StatementSync } from 'node:sqlite';
 import { StoreError } from '../../errors.ts';
-import type { ApiKeyRecord, ApiScope, WorkerInfo } from '../../store/contract.ts';
+import type { ApiKeyRecord, WorkerInfo } from '../../store/contract.ts';
+import { keyFromRow, keyValues, workerFromRow, workerValues, type KeyRow, type WorkerRow } from '../../store/registry-codec.ts';
 import type { StoreContext } from './context.ts';
 
+/** In the order of keyValues and workerValues (src/store/registry-codec.ts). */
 const KEY_COLUMNS = 'id, name, scopes, hash, created_at, expires_at, revoked_at';
 const WORKER_COLUMNS = 'id, kind, host, pid, queues, concurrency, active, started_at, last_seen_at, last_claim_at, meta';
-
-interface KeyRow {
-  id: string;
-  name: string;
-  scopes: string;
-  hash: string;
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-}
-
-interface WorkerRow {
-  id: string;
-  kind: string;
-  host: string;
-  pid: number;
-  queues: string;
-  concurrency: number;
-  active: number;
-  started_at: number;
-  last_seen_at: number;
-  last_claim_at: number | null;
-  meta: string | null;
-}
 
 /** SQLITE_CONSTRAINT_PRIMARYKEY and SQLITE_CONSTRAINT_UNIQUE (extended result codes). */
 function isUniqueViolation(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;
   const code = (err as { errcode?: unknown }).errcode;
   return code === 1555 || code === 2067;
-}
-
-function keyFromRow(row: KeyRow): ApiKeyRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    scopes: JSON.parse(row.scopes) as ApiScope[],
-    hash: row.hash,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    revokedAt: row.revoked_at,
-  };
-}
-
-function workerFromRow(row: WorkerRow): WorkerInfo {
-  const info: WorkerInfo = {
-    id: row.id,
-    kind: row.kind as WorkerInfo['kind'],
-    host: row.host,
-    pid: row.pid,
-    queues: JSON.parse(row.queues) as string[],
-    concurrency: row.concurrency,
-    active: row.active,
-    startedAt: row.started_at,
-    lastSeenAt: row.last_seen_at,
-    lastClaimAt: row.last_claim_at,
-  };
-  return row.meta === null ? info : { ...info, meta: JSON.parse(row.meta) as Record<string, string> };
 }
 
 export class Registry {
@@ -88,15 +38,7 @@ export class Registry {
   /** Throws StoreError('CONFLICT') when a key with this id exists; nothing is written then. */
   createApiKey(record: ApiKeyRecord): void {
     try {
-      this.#sql(`INSERT INTO api_keys (${KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`).run(
-        record.id,
-        record.name,
-        JSON.stringify(record.scopes),
-        record.hash,
-        record.createdAt,
-        record.expiresAt,
-        record.revokedAt,
-      );
+      this.#sql(`INSERT INTO api_keys (${KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`).run(...keyValues(record));
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
       throw new StoreError('CONFLICT', `an API key with id ${JSON.stringify(record.id)} already exists`, {
@@ -134,19 +76,7 @@ export class Registry {
          kind = excluded.kind, host = excluded.host, pid = excluded.pid, queues = excluded.queues,
          concurrency = excluded.concurrency, active = excluded.active, started_at = excluded.started_at,
          last_seen_at = excluded.last_seen_at, last_claim_at = excluded.last_claim_at, meta = excluded.meta`,
-    ).run(
-      info.id,
-      info.kind,
-      info.host,
-      info.pid,
-      JSON.stringify(info.queues),
-      info.concurrency,
-      info.active,
-      info.startedAt,
-      info.lastSeenAt,
-      info.lastClaimAt,
-      info.meta === undefined ? null : JSON.stringify(info.meta),
-    );
+    ).run(...workerValues(info));
   }
 
   /** Workers seen at or after `since`, by id. */
