@@ -17,6 +17,7 @@ import { checkDuration, checkInteger, checkJobName, checkQueueName, normalizeJob
 import { Job } from '../engine/job.ts';
 import type { BulkJob, QueueOptions } from '../engine/queue.ts';
 import { Worker, type Handler, type WorkerOptions } from '../engine/worker.ts';
+import { closeOnSignals, type CloseOnSignalsOptions } from '../engine/signals-close.ts';
 import { HttpClient } from './http.ts';
 import { HttpWorkerBackend, MAX_WAIT_MS } from './http-backend.ts';
 
@@ -124,27 +125,8 @@ export class RemoteConveyor {
   }
 
   /** As `Conveyor.closeOnSignals`: SIGTERM/SIGINT close gracefully, then exit. Returns a function that removes the handlers. */
-  closeOnSignals(options: { timeoutMs?: number; exit?: boolean; onSignal?: (signal: string) => void } = {}): () => void {
-    let received = false;
-    const handler = (signal: NodeJS.Signals) => {
-      if (received) process.exit(1);
-      received = true;
-      options.onSignal?.(signal);
-      this.close({ ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) }).then(
-        () => {
-          if (options.exit !== false) process.exit(0);
-        },
-        () => {
-          if (options.exit !== false) process.exit(1);
-        },
-      );
-    };
-    process.on('SIGTERM', handler);
-    process.on('SIGINT', handler);
-    return () => {
-      process.off('SIGTERM', handler);
-      process.off('SIGINT', handler);
-    };
+  closeOnSignals(options: CloseOnSignalsOptions = {}): () => void {
+    return closeOnSignals((o) => this.close(o), options);
   }
 
   #assertOpen(): void {

@@ -10,6 +10,7 @@ import { openStore } from '../store/open.ts';
 import { EnqueueBatcher } from './enqueue-batcher.ts';
 import { Queue, type QueueOptions } from './queue.ts';
 import { Worker, type Handler, type WorkerOptions } from './worker.ts';
+import { closeOnSignals, type CloseOnSignalsOptions } from './signals-close.ts';
 import { RemoteConveyor, type ConnectOptions } from '../client/remote.ts';
 
 export interface ConveyorOptions {
@@ -140,27 +141,8 @@ export class Conveyor {
    * Wires SIGTERM and SIGINT to a graceful `close()`, then exits with code 0 (or 1 if closing
    * failed). A second signal exits at once. Returns a function that removes the handlers.
    */
-  closeOnSignals(options: { timeoutMs?: number; exit?: boolean; onSignal?: (signal: string) => void } = {}): () => void {
-    let received = false;
-    const handler = (signal: NodeJS.Signals) => {
-      if (received) process.exit(1);
-      received = true;
-      options.onSignal?.(signal);
-      this.close({ ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) }).then(
-        () => {
-          if (options.exit !== false) process.exit(0);
-        },
-        () => {
-          if (options.exit !== false) process.exit(1);
-        },
-      );
-    };
-    process.on('SIGTERM', handler);
-    process.on('SIGINT', handler);
-    return () => {
-      process.off('SIGTERM', handler);
-      process.off('SIGINT', handler);
-    };
+  closeOnSignals(options: CloseOnSignalsOptions = {}): () => void {
+    return closeOnSignals((o) => this.close(o), options);
   }
 
   /**
