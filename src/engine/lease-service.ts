@@ -13,8 +13,10 @@ import { randomUUID } from 'node:crypto';
 import { ConveyorError, ValidationError } from '../errors.ts';
 import type { AttemptError, JobRecord, RetentionOption } from '../job.ts';
 import { checkInteger, checkQueueName, serializeJson } from '../options.ts';
-import type { ClaimedJob, ExtendOutcome, FailOutcome, LeaseOutcome, Store, StoreSignal } from '../store/contract.ts';
+import type { Awaitable, ClaimedJob, ExtendOutcome, FailOutcome, LeaseOutcome, Store, StoreSignal } from '../store/contract.ts';
 import { nextAttemptAt } from './retry-policy.ts';
+
+const NOT_HELD = Symbol('not held');
 
 /** At most this many claimed jobs' options are remembered. */
 const REMEMBERED_MAX = 100_000;
@@ -60,6 +62,7 @@ export interface WorkWaitResult {
 }
 
 interface Remembered {
+  readonly id: string;
   readonly queue: string;
   readonly name: string;
   readonly opts: JobRecord['opts'];
@@ -104,6 +107,7 @@ export class LeaseService {
   readonly #store: Store;
   readonly #maxPayloadBytes: number;
   readonly #retention: RetentionHook | undefined;
+  /** By lease token: unique per claim, where a caller-chosen job id is unique only per queue. */
   readonly #remembered = new Map<string, Remembered>();
   readonly #waiters = new Set<{ queues: readonly string[]; wake: () => void }>();
   /** Wake-up waits (waitForWork), woken by work signals. */
@@ -248,17 +252,19 @@ export class LeaseService {
         let remove = item.remove;
         let known: Remembered | null = null;
         if (remove === undefined || this.#retention) {
-          known = await this.#lookup(item);
+          const found = await this.#lookup(item);
+          if (found === NOT_HELD) return { item: null, known: null };
+          known = found;
           remove ??= known?.opts.removeOnComplete === true;
         }
         return { item: { id: item.id, token: item.token, result, remove }, known };
       }),
     );
-    const outcomes = await this.#store.completeMany({ items: prepared.map((p) => p.item), now });
+    const outcomes = await this.#applied(prepared, (list) => this.#store.completeMany({ items: list, now }), { status: 'stale' } as const);
     outcomes.forEach((o, i) => {
       const known = prepared[i]!.known;
       if (o.status !== 'applied') return;
-      this.#remembered.delete(items[i]!.id);
+      this.#remembered.delete(items[i]!.token);
       const keep = known?.opts.removeOnComplete;
       if (known && keep !== undefined && typeof keep !== 'boolean') this.#retention?.(known.queue, 'completed', keep);
     });
@@ -269,7 +275,9 @@ export class LeaseService {
     const now = Date.now();
     const prepared = await Promise.all(
       items.map(async (item) => {
-        const known = await this.#lookup(item, true);
+        const found = await this.#lookup(item, true);
+        if (found === NOT_HELD) return { item: null, known: null };
+        const known = found;
         const error: AttemptError = {
           message: item.error.message,
           ...(item.error.name === undefined ? {} : { name: item.error.name }),
@@ -295,16 +303,13 @@ export class LeaseService {
         return { item: { id: item.id, token: item.token, error, retryAt, remove }, known };
       }),
     );
-    const outcomes = await this.#store.failMany({ items: prepared.map((p) => p.item), now });
+    const outcomes = await this.#applied(prepared, (list) => this.#store.failMany({ items: list, now }), { status: 'stale' } as const);
     outcomes.forEach((o, i) => {
       if (o.status !== 'applied') return;
       const known = prepared[i]!.known;
-      if (o.state !== 'failed') {
-        // It will run again: the next claim brings fresh attempt counts.
-        this.#remembered.delete(items[i]!.id);
-        return;
-      }
-      this.#remembered.delete(items[i]!.id);
+      // Finished, or it will run again (the next claim brings fresh attempt counts).
+      this.#remembered.delete(items[i]!.token);
+      if (o.state !== 'failed') return;
       const keep = known?.opts.removeOnFail;
       if (known && keep !== undefined && typeof keep !== 'boolean') this.#retention?.(known.queue, 'failed', keep);
     });
@@ -318,7 +323,7 @@ export class LeaseService {
 
   async release(items: readonly { id: string; token: string }[]): Promise<readonly LeaseOutcome[]> {
     const outcomes = await this.#store.releaseMany({ items, now: Date.now() });
-    for (const item of items) this.#remembered.delete(item.id);
+    for (const item of items) this.#remembered.delete(item.token);
     return outcomes;
   }
 
@@ -327,7 +332,18 @@ export class LeaseService {
       const oldest = this.#remembered.keys().next().value;
       if (oldest !== undefined) this.#remembered.delete(oldest);
     }
-    this.#remembered.set(job.id, { queue: job.queue, name: job.name, opts: job.opts, attemptsMade: job.attemptsMade });
+    this.#remembered.set(job.lease.token, { id: job.id, queue: job.queue, name: job.name, opts: job.opts, attemptsMade: job.attemptsMade });
+  }
+
+  /**
+   * Runs `write` for the prepared items that have one, and answers `skipped` for the others
+   * (items whose named queue's job is not leased with their token), in the callers' order.
+   */
+  async #applied<I, O>(prepared: ReadonlyArray<{ item: I | null }>, write: (items: I[]) => Awaitable<readonly O[]>, skipped: O): Promise<O[]> {
+    const list = prepared.flatMap((p) => (p.item === null ? [] : [p.item]));
+    const written = list.length === 0 ? [] : await write(list);
+    let next = 0;
+    return prepared.map((p) => (p.item === null ? skipped : written[next++]!));
   }
 
   /** The claimed job's options: remembered from our claim, else read (claimed through another server). */
@@ -335,15 +351,21 @@ export class LeaseService {
    * Whether job `id` is in `queue` (for single-job endpoints, whose path names both): from
    * what this process remembers of its claims, else one read.
    */
-  async inQueue(queue: string, id: string): Promise<boolean> {
-    const known = this.#remembered.get(id);
-    if (known) return known.queue === queue;
+  async inQueue(queue: string, id: string, token?: string): Promise<boolean> {
+    const known = token === undefined ? undefined : this.#remembered.get(token);
+    if (known && known.id === id) return known.queue === queue;
     return (await this.#store.getJob({ queue, id })) !== null;
   }
 
-  async #lookup(item: { id: string; queue?: string | undefined }, need = false): Promise<Remembered | null> {
-    const known = this.#remembered.get(item.id);
-    if (known) return known;
+  /**
+   * The options of the job an item's lease is on: remembered by token, else read from the
+   * item's queue. NOT_HELD: the job of that id in that queue is not leased with this token
+   * (a stale lease, or the wrong queue named); the item is answered stale without a write,
+   * so a job of another queue with the same id is never acted on with these options.
+   */
+  async #lookup(item: { id: string; token: string; queue?: string | undefined }, need = false): Promise<Remembered | null | typeof NOT_HELD> {
+    const known = this.#remembered.get(item.token);
+    if (known && known.id === item.id) return item.queue === undefined || item.queue === known.queue ? known : NOT_HELD;
     if (item.queue === undefined) {
       // Claimed through another server (or before a restart): without the queue the job's
       // retry policy cannot be read, and guessing would fail a job that has attempts left.
@@ -352,7 +374,8 @@ export class LeaseService {
     }
     const record = await this.#store.getJob({ queue: item.queue, id: item.id });
     if (record === null) return null;
-    return { queue: record.queue, name: record.name, opts: record.opts, attemptsMade: record.attemptsMade };
+    if (record.lease?.token !== item.token) return NOT_HELD;
+    return { id: record.id, queue: record.queue, name: record.name, opts: record.opts, attemptsMade: record.attemptsMade };
   }
 
   #waiter(queues: readonly string[]): { wait: (ms: number, signal?: AbortSignal) => Promise<void>; dispose: () => void } {

@@ -61,6 +61,9 @@ export function workerView(w: WorkerInfo, now: number, reportEveryMs: number): R
 /** Names and ids are printable text: no control characters (PostgreSQL text cannot even hold NUL). */
 export const PRINTABLE = '^[^\\u0000-\\u001f\\u007f]*$';
 
+/** 9999-12-31: the largest time any field takes. */
+export const MAX_EPOCH_MS = 253_402_300_799_999;
+
 export const queueParam = {
   type: 'object',
   properties: { queue: { type: 'string', minLength: 1, maxLength: 200 } },
@@ -69,7 +72,7 @@ export const queueParam = {
 
 export const jobParams = {
   type: 'object',
-  properties: { queue: { type: 'string', minLength: 1, maxLength: 200 }, id: { type: 'string', minLength: 1, maxLength: 400 } },
+  properties: { queue: { type: 'string', minLength: 1, maxLength: 200 }, id: { type: 'string', minLength: 1, maxLength: 400, pattern: PRINTABLE } },
   required: ['queue', 'id'],
 } as const;
 
@@ -94,7 +97,7 @@ export const stateSchema = { type: 'string', enum: [...JOB_STATES] } as const;
 
 export const leaseRefSchema = {
   type: 'object',
-  properties: { id: { type: 'string', minLength: 1 }, token: { type: 'string', minLength: 1 }, queue: { type: 'string', minLength: 1 } },
+  properties: { id: { type: 'string', minLength: 1, maxLength: 400, pattern: PRINTABLE }, token: { type: 'string', minLength: 1, maxLength: 400, pattern: PRINTABLE }, queue: { type: 'string', minLength: 1, maxLength: 200 } },
   required: ['id', 'token'],
   additionalProperties: false,
 } as const;

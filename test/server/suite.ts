@@ -193,6 +193,9 @@ export function serverSuite(label: string, makeStore: StoreFactory): void {
         [await api('POST', `/api/v1/claim`, { queues: [q], workerId: 'w\u0000' }), 400, 'INVALID_ARGUMENT'],
         [await api('POST', `/api/v1/workers/report`, { id: 'w\u0000', host: 'h', pid: 1, queues: [q], concurrency: 1, active: 0 }), 400, 'INVALID_ARGUMENT'],
         [await api('GET', `/api/v1/queues/${q}/jobs?cursor=zzz`), 404, 'NOT_FOUND'],
+        [await api('GET', `/api/v1/queues/${q}/jobs/a%00b`), 400, 'INVALID_ARGUMENT'],
+        [await api('POST', `/api/v1/workers/report`, { id: 'w', host: 'h', pid: 1e300, queues: [q], concurrency: 1, active: 0 }), 400, 'INVALID_ARGUMENT'],
+        [await api('POST', `/api/v1/workers/report`, { id: 'w', host: 'h', pid: 1, queues: ['bad queue'], concurrency: 1, active: 0 }), 400, 'INVALID_ARGUMENT'],
         [await api('GET', `/api/v1/events?lastEventId=abc`), 400, 'INVALID_ARGUMENT'],
       ];
       for (const [reply, status, code] of cases) assertError(reply, status, code);
@@ -273,6 +276,24 @@ export function serverSuite(label: string, makeStore: StoreFactory): void {
       } finally {
         await other.close();
       }
+    });
+
+    it('keeps two queues\' jobs with the same jobId apart', async () => {
+      const [qa, qb] = [qname(), qname()];
+      await api('POST', `/api/v1/queues/${qa}/jobs`, { name: 'x', opts: { jobId: 'same-id', attempts: 1 } });
+      await api('POST', `/api/v1/queues/${qb}/jobs`, { name: 'x', opts: { jobId: 'same-id', attempts: 3 } });
+      const a = (await api('POST', '/api/v1/claim', { queues: [qa] })).body.jobs[0];
+      const b = (await api('POST', '/api/v1/claim', { queues: [qb] })).body.jobs[0];
+      assert.equal((await api('POST', `/api/v1/queues/${qa}/jobs/same-id/heartbeat`, { token: a.lease.token })).status, 200);
+      assert.equal((await api('POST', `/api/v1/queues/${qb}/jobs/same-id/heartbeat`, { token: b.lease.token })).status, 200);
+      // Naming the wrong queue in a batch never acts on that queue's job with these options.
+      const wrong = await api('POST', '/api/v1/leases/fail', { items: [{ id: 'same-id', token: a.lease.token, queue: qb, error: { message: 'x' } }] });
+      assert.equal(wrong.body.results[0].status, 'stale');
+      assert.equal((await cv.queue(qa).getJob('same-id'))?.state, 'active');
+      const failA = await api('POST', '/api/v1/leases/fail', { items: [{ id: 'same-id', token: a.lease.token, queue: qa, error: { message: 'x' } }] });
+      assert.equal(failA.body.results[0].state, 'failed', 'attempts: 1 in queue a: failed for good');
+      const failB = await api('POST', '/api/v1/leases/fail', { items: [{ id: 'same-id', token: b.lease.token, queue: qb, error: { message: 'x' } }] });
+      assert.equal(failB.body.results[0].state, 'waiting', 'attempts: 3 in queue b: retried');
     });
 
     it('long-polls a claim until a job arrives', async () => {

@@ -17,6 +17,7 @@ interface ServeFlags {
   insecure?: boolean;
   rateLimit?: number;
   bodyLimit?: number;
+  trustProxy?: string;
   logLevel: string;
   shutdownTimeout: number;
   json?: boolean;
@@ -39,6 +40,7 @@ export function registerServe(program: Command): void {
     .option('--insecure', 'serve without API keys on a non-loopback address (only behind a trusted network)')
     .option('--rate-limit <n>', 'requests per minute per API key (or per client address without keys); 0 turns it off. Default 60000', intParser(0))
     .option('--body-limit <size>', 'largest request body, e.g. 16mb, 512kb. Default 16mb', parseSize)
+    .option('--trust-proxy <proxies>', "behind a reverse proxy: 'true', or the proxy addresses/CIDRs (comma-separated) whose X-Forwarded-For is believed, for rate limits and logs")
     .addOption(new Option('--log-level <level>', 'server log level (JSON lines on stdout)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .addOption(new Option('--shutdown-timeout <duration>', 'on SIGTERM/SIGINT, exit 1 if shutting down takes longer than this').argParser(parseDuration).default(30_000, '30s'));
   withUrl(cmd);
@@ -64,6 +66,7 @@ export function registerServe(program: Command): void {
         insecure: flags.insecure === true,
         ...(flags.rateLimit === undefined ? {} : { rateLimitPerMinute: flags.rateLimit }),
         ...(flags.bodyLimit === undefined ? {} : { bodyLimit: flags.bodyLimit }),
+        ...(flags.trustProxy === undefined ? {} : { trustProxy: flags.trustProxy === 'true' ? true : flags.trustProxy.split(',').map((a) => a.trim()) }),
         logger: flags.logLevel === 'silent' ? false : { level: flags.logLevel },
       });
     } catch (err) {

@@ -65,8 +65,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext): v
             limit: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
             cursor: { type: 'string', maxLength: 200 },
             order: { type: 'string', enum: ['asc', 'desc'] },
-            name: { type: 'string', minLength: 1, maxLength: 200 },
-            id: { type: 'string', minLength: 1, maxLength: 400 },
+            name: { type: 'string', minLength: 1, maxLength: 200, pattern: PRINTABLE },
+            id: { type: 'string', minLength: 1, maxLength: 400, pattern: PRINTABLE },
           },
           additionalProperties: false,
         },
@@ -118,7 +118,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext): v
         params: jobParams,
         querystring: {
           type: 'object',
-          properties: { offset: { type: 'integer', minimum: 0, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+          properties: { offset: { type: 'integer', minimum: 0, maximum: 1_000_000_000, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
           additionalProperties: false,
         },
       },
@@ -285,7 +285,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext): v
 
   app.delete<{ Params: { id: string } }>(
     '/api/v1/keys/:id',
-    { config: { scope: 'admin' }, schema: { tags: ['keys'], summary: 'Revoke an API key', params: { type: 'object', properties: { id: { type: 'string', minLength: 1 } }, required: ['id'] } } },
+    { config: { scope: 'admin' }, schema: { tags: ['keys'], summary: 'Revoke an API key', params: { type: 'object', properties: { id: { type: 'string', minLength: 1, pattern: PRINTABLE } }, required: ['id'] } } },
     async (request, reply) => {
       const revoked = await conveyor.store.revokeApiKey({ id: request.params.id, now: Date.now() });
       if (!revoked) throw new ConveyorError('NOT_FOUND', `no active API key ${request.params.id}`, { details: { id: request.params.id } });

@@ -101,8 +101,9 @@ export function registerEventRoutes(app: FastifyInstance, ctx: ServerContext): v
           const pruned = first !== undefined && lastId + 1 < first.seq;
           const unknown = lastId > ctx.feed.mark && lastId > (await ctx.conveyor.store.lastEventSeq());
           if (pruned || unknown) {
-            res.write(`event: reset\ndata: ${JSON.stringify({ reason: pruned ? 'pruned' : 'unknown_id', message: 'events since your Last-Event-ID are no longer available; reload the state, then follow the live events' })}\n\n`);
             sent = unknown ? ctx.feed.mark : first!.seq - 1;
+            // With an id, so a client that reconnects right away resumes from here, not from the lost id again.
+            res.write(`id: ${sent}\nevent: reset\ndata: ${JSON.stringify({ reason: pruned ? 'pruned' : 'unknown_id', message: 'events since your Last-Event-ID are no longer available; reload the state, then follow the live events' })}\n\n`);
           }
           for (;;) {
             const page = await ctx.feed.history(sent, HISTORY_PAGE);

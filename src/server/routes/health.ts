@@ -50,7 +50,10 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: ServerContext): 
     const [store, schema] = await Promise.all([storeCheck(ctx), schemaCheck(ctx)]);
     const maintenance = maintenanceCheck(ctx);
     const ok = store.ok && schema.ok && maintenance.ok;
-    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', checks: { store, schema, maintenance } });
+    // Public, so no error texts (addresses, SQL): which check failed is enough for a load
+    // balancer; /health (scope read) has the details.
+    const brief = (c: Check) => (c.ok ? c : { ok: false, error: 'failing; see /health' });
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', checks: { store: brief(store), schema: brief(schema), maintenance: brief(maintenance) } });
   });
 
   app.get('/health', { config: { scope: 'read' }, schema: { tags: ['health'], summary: 'Detailed health for humans' } }, async (_request, reply) => {

@@ -79,13 +79,15 @@ export function registerProducerRoutes(app: FastifyInstance, ctx: ServerContext)
           required: ['jobs'],
           additionalProperties: false,
         },
-        response: { 201: { type: 'object', properties: { jobs: { type: 'array', items: addedSchema } } } },
+        response: { 201: { type: 'object', properties: { jobs: { type: 'array', items: addedSchema } } }, 200: { type: 'object', properties: { jobs: { type: 'array', items: addedSchema } } } },
       },
     },
     async (request, reply) => {
       const jobs = request.body.jobs.map((j, i) => ({ name: j.name, data: j.data === undefined ? null : j.data, opts: fromWire(j.opts, `jobs[${i}].opts`) }));
       const added = await ctx.conveyor.queue(request.params.queue).addBulk(jobs as Parameters<ReturnType<typeof ctx.conveyor.queue>['addBulk']>[0]);
-      return reply.code(201).send({ jobs: added.map((job) => ({ id: job.id, queue: job.queueName, name: job.name, state: job.state, duplicate: wasDuplicate(job) })) });
+      const out = added.map((job) => ({ id: job.id, queue: job.queueName, name: job.name, state: job.state, duplicate: wasDuplicate(job) }));
+      // 201 when at least one job was added; 200 when every one named a live jobId.
+      return reply.code(out.some((j) => !j.duplicate) ? 201 : 200).send({ jobs: out });
     },
   );
 }

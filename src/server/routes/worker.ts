@@ -9,7 +9,7 @@ import { ConveyorError } from '../../errors.ts';
 import { expectLease, MAX_CLAIM_LIMIT, MAX_CLAIM_WAIT_MS, MAX_WORK_WAIT_MS, type RemoteComplete, type RemoteFail } from '../../engine/lease-service.ts';
 import { checkQueueName, serializeJson } from '../../options.ts';
 import type { ServerContext } from '../server.ts';
-import { claimedView, errorSchema, jobParams, leaseRefSchema, outcomes, PRINTABLE } from '../views.ts';
+import { claimedView, errorSchema, jobParams, leaseRefSchema, MAX_EPOCH_MS, outcomes, PRINTABLE } from '../views.ts';
 
 const DEFAULT_LEASE_MS = 30_000;
 const MAX_ITEMS = 1000;
@@ -53,7 +53,8 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
   const jobInQueue = async (request: FastifyRequest): Promise<void> => {
     const { queue, id } = request.params as { queue: string; id: string };
     checkQueueName(queue);
-    if (!(await leases.inQueue(queue, id))) throw new ConveyorError('JOB_NOT_FOUND', `no job ${id} in queue ${queue}`, { details: { queue, id } });
+    const token = (request.body as { token?: unknown } | undefined)?.token;
+    if (!(await leases.inQueue(queue, id, typeof token === 'string' ? token : undefined))) throw new ConveyorError('JOB_NOT_FOUND', `no job ${id} in queue ${queue}`, { details: { queue, id } });
   };
 
   app.post<{ Body: { queues: string[]; limit?: number; leaseMs?: number; waitMs?: number; workerId?: string } }>(
@@ -315,12 +316,12 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
           properties: {
             id: { type: 'string', minLength: 1, maxLength: 200, pattern: PRINTABLE },
             host: { type: 'string', minLength: 1, maxLength: 255, pattern: PRINTABLE },
-            pid: { type: 'integer', minimum: 0 },
+            pid: { type: 'integer', minimum: 0, maximum: 2_147_483_647 },
             queues: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 200 }, minItems: 1, maxItems: 100 },
-            concurrency: { type: 'integer', minimum: 1 },
-            active: { type: 'integer', minimum: 0 },
-            startedAt: { type: 'integer', minimum: 0 },
-            lastClaimAt: { type: ['integer', 'null'], minimum: 0 },
+            concurrency: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+            active: { type: 'integer', minimum: 0, maximum: 1_000_000 },
+            startedAt: { type: 'integer', minimum: 0, maximum: MAX_EPOCH_MS },
+            lastClaimAt: { type: ['integer', 'null'], minimum: 0, maximum: MAX_EPOCH_MS },
           },
           required: ['id', 'host', 'pid', 'queues', 'concurrency', 'active'],
           additionalProperties: false,
@@ -329,6 +330,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
     },
     async (request) => {
       const b = request.body;
+      for (const q of b.queues) checkQueueName(q);
       const now = Date.now();
       await ctx.conveyor.store.reportWorker({
         id: b.id,
@@ -349,7 +351,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
 
   app.delete<{ Params: { id: string } }>(
     '/api/v1/workers/:id',
-    { config: { scope: 'consume' }, schema: { tags: ['workers'], summary: 'A closing remote worker removes itself', params: { type: 'object', properties: { id: { type: 'string', minLength: 1 } }, required: ['id'] } } },
+    { config: { scope: 'consume' }, schema: { tags: ['workers'], summary: 'A closing remote worker removes itself', params: { type: 'object', properties: { id: { type: 'string', minLength: 1, pattern: PRINTABLE } }, required: ['id'] } } },
     async (request, reply) => {
       // A consume key may remove only the workers it reported (admin keys any).
       const key = request.apiKey;
