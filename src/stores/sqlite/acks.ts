@@ -31,7 +31,7 @@ import type {
 import { deleteLogs, prepare, type StoreContext } from './context.ts';
 import { EventBatch, type AttemptStart } from './events.ts';
 import { ByIdStatement, JobLocator, type LocatedJob } from './lookup.ts';
-import { leaseRef, parseLeaseToken, publicId, seqOf, STATE } from './rows.ts';
+import { leaseRef, parseLeaseToken, publicId, STATE } from './rows.ts';
 
 const CLEAR_LEASE = 'lease_owner = NULL, lease_token = NULL, lease_until = NULL';
 /** Active jobs whose lease has expired (?1 now); a lease is still held at `lease_until = now`. */
@@ -100,12 +100,15 @@ export class Acks {
     );
   }
 
-  /** Deletes a leased job and its logs; false if the lease is stale. */
-  #deleteLeasedJob(id: string, token: string): boolean {
+  /**
+   * Deletes a leased job and its logs. Returns the value the id was bound as (a number for a
+   * generated id, see ByIdStatement), or null if the lease is stale.
+   */
+  #deleteLeasedJob(id: string, token: string): string | number | null {
     const [stmt, idValue] = this.#deleteLeased.for(id);
-    if (Number(stmt.run(idValue, token).changes) === 0) return false;
+    if (Number(stmt.run(idValue, token).changes) === 0) return null;
     deleteLogs(this.#ctx, leaseRef(token).seq);
-    return true;
+    return idValue;
   }
 
   #queueOf(token: string): string {
@@ -140,22 +143,24 @@ export class Acks {
     for (let i = 0; i < params.items.length; i++) {
       const item = params.items[i]!;
       const start = this.#startOf(item.token);
-      let applied: boolean;
+      // The id as bound (a number: a generated id), or null when nothing changed.
+      let bound: string | number | null = null;
       if (start === undefined) {
-        applied = false; // nothing holds this token
+        // nothing holds this token
       } else if (item.remove) {
-        applied = this.#deleteLeasedJob(item.id, item.token);
+        bound = this.#deleteLeasedJob(item.id, item.token);
       } else {
         const [stmt, id] = this.#complete.for(item.id);
-        applied = Number(stmt.run(item.result, now, id, item.token).changes) > 0;
+        if (Number(stmt.run(item.result, now, id, item.token).changes) > 0) bound = id;
       }
-      if (!applied || start === undefined) {
+      if (bound === null || start === undefined) {
         out[i] = STALE;
         continue;
       }
       out[i] = APPLIED;
       const { queue } = start;
-      events.add(queue, { id: item.id, attempt: start.attempt, durationMs: now - start.startedAt }, seqOf(item.id) ?? -1);
+      const seq = typeof bound === 'number' ? bound : -1;
+      events.add(queue, { id: item.id, attempt: start.attempt, durationMs: now - start.startedAt }, seq);
       if (signals !== null) signals.push({ type: 'finished', queue, id: item.id, state: 'completed' });
     }
     events.flush(this.#ctx.events, now);
@@ -173,18 +178,18 @@ export class Acks {
       const { retryAt } = item;
       const state = retryAt === null ? 'failed' : retryAt > now ? 'delayed' : 'waiting';
       const start = this.#startOf(item.token);
-      let applied: boolean;
+      let bound: string | number | null = null;
       if (start === undefined) {
-        applied = false; // nothing holds this token
+        // nothing holds this token
       } else if (retryAt === null && item.remove) {
-        applied = this.#deleteLeasedJob(item.id, item.token);
+        bound = this.#deleteLeasedJob(item.id, item.token);
       } else {
         const [stmt, id] = this.#fail.for(item.id);
         const finishedAt = retryAt === null ? now : null;
-        applied =
-          Number(stmt.run(STATE[state], retryAt, finishedAt, JSON.stringify(item.error), id, item.token).changes) > 0;
+        const { changes } = stmt.run(STATE[state], retryAt, finishedAt, JSON.stringify(item.error), id, item.token);
+        if (Number(changes) > 0) bound = id;
       }
-      if (!applied || start === undefined) {
+      if (bound === null || start === undefined) {
         out[i] = STALE;
         continue;
       }
@@ -193,7 +198,7 @@ export class Acks {
       events.add(
         queue,
         { id: item.id, attempt: start.attempt, durationMs: now - start.startedAt, error: String(item.error.message), state },
-        seqOf(item.id) ?? -1,
+        typeof bound === 'number' ? bound : -1,
       );
       if (signals !== null) {
         signals.push(
@@ -234,7 +239,7 @@ export class Acks {
       out[i] = applied ? APPLIED : STALE;
       if (!applied) continue;
       const queue = start?.queue ?? this.#queueOf(item.token);
-      events.add(queue, { id: item.id }, seqOf(item.id) ?? -1);
+      events.add(queue, { id: item.id }, typeof id === 'number' ? id : -1);
       if (signals !== null) queues.add(queue);
     }
     events.flush(this.#ctx.events, params.now);

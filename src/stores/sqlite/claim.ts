@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import type { StatementSync } from 'node:sqlite';
 import type { ClaimedJob, ClaimParams, ClaimResult } from '../../store/contract.ts';
 import { prepare, type StoreContext } from './context.ts';
-import { EventBatch } from './events.ts';
+import { EventBatch, type AttemptStart } from './events.ts';
 import { COL, compareClaimOrder, JOB_COLUMNS, LEASE_TOKEN_SQL, toJobRecord, type JobRow } from './rows.ts';
 
 const CLAIM_ORDER = 'ORDER BY priority DESC, run_at, seq';
@@ -118,6 +118,8 @@ export class Claimer {
     const jobs = new Array<ClaimedJob>(rows.length);
     const events = new EventBatch('active');
     const { attempts } = this.#ctx;
+    // Jobs of one queue and attempt number share one (immutable) AttemptStart.
+    let start: AttemptStart | null = null;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
       const queue = names.get(row[COL.queue])!;
@@ -125,7 +127,8 @@ export class Claimer {
       jobs[i] = job;
       const attempt = row[COL.attemptsMade] + 1;
       const due = row[COL.runAt] > row[COL.createdAt] ? row[COL.runAt] : row[COL.createdAt];
-      attempts.remember(job.lease.token, { queue, attempt, startedAt: now });
+      if (start === null || start.queue !== queue || start.attempt !== attempt) start = { queue, attempt, startedAt: now };
+      attempts.remember(job.lease.token, start);
       events.add(queue, { id: job.id, attempt, waitMs: now > due ? now - due : 0 }, row[COL.key] === null ? row[COL.seq] : -1);
     }
     events.flush(this.#ctx.events, now);
