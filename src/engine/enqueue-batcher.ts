@@ -61,7 +61,7 @@ export class EnqueueBatcher {
    * new add goes out at once beside it, instead of waiting a whole round trip (and commit)
    * behind it; anything arriving while both are out collects for the next batch, so group
    * commit still forms under load. Measured on PostgreSQL at 200 adds/s (bench/latency-trace.ts
-   * --ab, interleaved rounds, a busy 2-core VM): enqueue → handler start p50 -5 to -22 %,
+   * --ab, three runs of 8 interleaved rounds, a busy 2-core VM): enqueue → handler start p50 -6 to -22 %,
    * p90 -12 to -31 %, p99 -17 to -60 % against one in flight. Concurrent batches may commit
    * in either order, as concurrent adds from different processes always could; adds that
    * were awaited one after another keep their order.
