@@ -70,6 +70,7 @@ import { DatabaseSync, StatementSync } from 'node:sqlite';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Conveyor } from '../src/index.ts';
+import { percentiles, startRecorder } from '../src/bench/scenarios.ts';
 import type { JobCounts, Store } from '../src/store/contract.ts';
 import { openStore, parseStoreUrl } from '../src/store/open.ts';
 import { parsePostgresUrl } from '../src/stores/postgres/connection.ts';
@@ -138,13 +139,6 @@ async function timed<T>(fn: () => T | Promise<T>): Promise<{ secs: number; value
   const t0 = now();
   const value = await fn();
   return { secs: (now() - t0) / 1000, value };
-}
-
-/** Nearest-rank percentiles (as the peer harness computes them), in the samples' unit. */
-function percentiles(samples: ArrayLike<number>): { p50: number; p95: number; p99: number; max: number } {
-  const s = Float64Array.from(samples).sort();
-  const at = (p: number): number => s[Math.min(s.length, Math.max(1, Math.ceil((p / 100) * s.length))) - 1] ?? NaN;
-  return { p50: at(50), p95: at(95), p99: at(99), max: s[s.length - 1] ?? NaN };
 }
 
 /** Polls `cond` every `everyMs` until it holds; throws after `limitMs`. */
@@ -998,20 +992,9 @@ async function scenarioLatency(): Promise<Row[]> {
   const r = await withConveyor('latency', 'normal', async (cv) => {
     const q = cv.queue<{ i: number; pad: string }>(queueName('latency'));
     const sentAt = new Float64Array(N);
-    const startAt = new Float64Array(N);
     const addLat = new Float64Array(N);
-    let received = 0;
-    const worker = cv.worker<{ i: number; pad: string }>(
-      q.name,
-      async (job) => {
-        const i = job.data.i;
-        if (startAt[i] === 0) {
-          startAt[i] = now();
-          received++;
-        }
-      },
-      { concurrency: 50 },
-    );
+    const recorder = startRecorder(cv, q.name, N);
+    const { startAt } = recorder;
     await sleep(2000); // idle and settled before the first job
     const pending: Array<Promise<void>> = [];
     const t0 = now();
@@ -1025,11 +1008,11 @@ async function scenarioLatency(): Promise<Row[]> {
     }
     await Promise.all(pending);
     const sendSecs = (now() - t0) / 1000;
-    await waitFor(() => received >= N, 'every job to start', 30_000).catch(() => undefined);
-    await worker.close();
+    await waitFor(() => recorder.received() >= N, 'every job to start', 30_000).catch(() => undefined);
+    await recorder.close();
     const lat: number[] = [];
     for (let i = 0; i < N; i++) if (startAt[i]! > 0) lat.push(startAt[i]! - sentAt[i]!);
-    return { lat: percentiles(lat), add: percentiles(addLat), received, achieved: N / sendSecs };
+    return { lat: percentiles(lat), add: percentiles(addLat), received: recorder.received(), achieved: N / sendSecs };
   });
   return [
     {

@@ -25,6 +25,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Conveyor } from '../src/index.ts';
+import { startRecorder } from '../src/bench/scenarios.ts';
 import type { Store } from '../src/store/contract.ts';
 import { openStore, parseStoreUrl } from '../src/store/open.ts';
 import { parsePostgresUrl } from '../src/stores/postgres/connection.ts';
@@ -96,20 +97,9 @@ const store = new Proxy(inner, {
 const cv = await Conveyor.open({ store });
 const q = cv.queue<{ i: number; pad: string }>('trace');
 const sentAt = new Float64Array(N);
-const startAt = new Float64Array(N);
 const idOf = new Array<string>(N);
-let received = 0;
-const worker = cv.worker<{ i: number; pad: string }>(
-  q.name,
-  async (job) => {
-    const i = job.data.i;
-    if (startAt[i] === 0) {
-      startAt[i] = now();
-      received++;
-    }
-  },
-  { concurrency: 50 },
-);
+const recorder = startRecorder(cv, q.name, N);
+const { startAt } = recorder;
 // The floor beside it: the same rate through a plain `pg` pool (10 connections, as the
 // store's), two autocommit statements per "job", the second sent as soon as the first
 // answered: INSERT a row (the add), then UPDATE it (the claim). Two commit flushes in
@@ -148,7 +138,7 @@ for (let round = 0; round < ROUNDS; round++) {
   }
   await Promise.all(pending);
   const deadline = now() + 30_000;
-  while (received < Math.min(N, (round + 1) * per) && now() < deadline) await sleep(10);
+  while (recorder.received() < Math.min(N, (round + 1) * per) && now() < deadline) await sleep(10);
   if (raw === null) continue;
   await sleep(200);
   const rawPending: Array<Promise<void>> = [];
@@ -169,7 +159,7 @@ for (let round = 0; round < ROUNDS; round++) {
   await sleep(200);
 }
 loop.disable();
-await worker.close();
+await recorder.close();
 await cv.close();
 await raw?.end();
 

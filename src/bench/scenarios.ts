@@ -83,12 +83,33 @@ export function percentiles(samples: ArrayLike<number>): { p50: number; p95: num
 }
 
 /** Polls `cond` every `everyMs` until it holds; throws after `limitMs`. */
-async function waitFor(cond: () => boolean | Promise<boolean>, what: string, limitMs: number, everyMs = 10): Promise<void> {
+export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, limitMs: number, everyMs = 10): Promise<void> {
   const until = now() + limitMs;
   while (!(await cond())) {
     if (now() > until) throw new Error(`timed out after ${Math.round(limitMs / 1000)} s waiting for ${what}`);
     await sleep(everyMs);
   }
+}
+
+/**
+ * The receiving end of the latency scenarios: a worker (concurrency 50) on `queue` that
+ * records when each job `{ i }` first started. `received()` counts the jobs that did.
+ */
+export function startRecorder(cv: Conveyor, queue: string, n: number): { startAt: Float64Array; received: () => number; close: () => Promise<void> } {
+  const startAt = new Float64Array(n);
+  let received = 0;
+  const worker = cv.worker<{ i: number }>(
+    queue,
+    async (job) => {
+      const i = job.data.i;
+      if (startAt[i] === 0) {
+        startAt[i] = now();
+        received++;
+      }
+    },
+    { concurrency: 50 },
+  );
+  return { startAt, received: () => received, close: () => worker.close() };
 }
 
 export const rate = (x: number): string => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '-');
@@ -314,20 +335,9 @@ const latency: Scenario = {
     const RATE = 200;
     const q = ctx.cv.queue<Payload>(ctx.queue);
     const sentAt = new Float64Array(N);
-    const startAt = new Float64Array(N);
     const addLat = new Float64Array(N);
-    let received = 0;
-    const worker = ctx.cv.worker<Payload>(
-      q.name,
-      async (job) => {
-        const i = job.data.i;
-        if (startAt[i] === 0) {
-          startAt[i] = now();
-          received++;
-        }
-      },
-      { concurrency: 50 },
-    );
+    const recorder = startRecorder(ctx.cv, q.name, N);
+    const { startAt } = recorder;
     let bar = NO_PROGRESS;
     let sendSecs = 0;
     try {
@@ -348,22 +358,22 @@ const latency: Scenario = {
       }
       await Promise.all(pending);
       sendSecs = (now() - t0) / 1000;
-      await waitFor(() => received >= N, 'every job to start', 30_000).catch(() => undefined);
+      await waitFor(() => recorder.received() >= N, 'every job to start', 30_000).catch(() => undefined);
     } finally {
       bar.stop();
-      await worker.close();
+      await recorder.close();
     }
     const lat: number[] = [];
     for (let i = 0; i < N; i++) if (startAt[i]! > 0) lat.push(startAt[i]! - sentAt[i]!);
     const p = percentiles(lat);
     const add = percentiles(addLat);
-    const ok = received === N;
+    const ok = recorder.received() === N;
     return {
       id: 'latency',
       scenario: `enqueue → handler start (${RATE} jobs/s)`,
       jobs: N,
       headline: `p50 ${ms(p.p50)} ms`,
-      details: `p95 ${ms(p.p95)} ms, p99 ${ms(p.p99)} ms, max ${ms(p.max)} ms; add p50 ${ms(add.p50)} ms; ${received}/${N} started${ok ? '' : ' (CHECK FAILED)'}; sent at ${(N / sendSecs).toFixed(0)} jobs/s`,
+      details: `p95 ${ms(p.p95)} ms, p99 ${ms(p.p99)} ms, max ${ms(p.max)} ms; add p50 ${ms(add.p50)} ms; ${recorder.received()}/${N} started${ok ? '' : ' (CHECK FAILED)'}; sent at ${(N / sendSecs).toFixed(0)} jobs/s`,
       metrics: {
         p50_ms: round(p.p50),
         p95_ms: round(p.p95),
@@ -371,7 +381,7 @@ const latency: Scenario = {
         max_ms: round(p.max),
         add_p50_ms: round(add.p50),
         add_p99_ms: round(add.p99),
-        received,
+        received: recorder.received(),
         rate_achieved: round(N / sendSecs, 1),
       },
       ok,

@@ -13,9 +13,9 @@
  */
 import { ConveyorError, ValidationError } from '../errors.ts';
 import type { JobRecord } from '../job.ts';
-import { checkDuration, checkInteger, checkJobName, checkQueueName, normalizeJobOptions, rejectUnknownKeys, serializeJson, DEFAULT_MAX_PAYLOAD_BYTES, type JobOptions } from '../options.ts';
+import { checkDuration, checkInteger, checkJobName, normalizeJobOptions, rejectUnknownKeys, serializeJson, DEFAULT_MAX_PAYLOAD_BYTES, type JobOptions } from '../options.ts';
 import { Job } from '../engine/job.ts';
-import type { BulkJob, QueueOptions } from '../engine/queue.ts';
+import { checkQueueSetup, markDuplicate, prepareBulk, type BulkJob, type QueueOptions } from '../engine/queue.ts';
 import { Worker, type Handler, type WorkerOptions } from '../engine/worker.ts';
 import { closeOnSignals, type CloseOnSignalsOptions } from '../engine/signals-close.ts';
 import { HttpClient } from './http.ts';
@@ -145,6 +145,8 @@ interface Added {
   readonly queue: string;
   readonly name: string;
   readonly state: JobRecord['state'];
+  /** true: a live job had this jobId and nothing was added (older servers omit it). */
+  readonly duplicate?: boolean;
 }
 
 /** A job checked and serialized here, then sent as the producer endpoints take it. */
@@ -166,9 +168,7 @@ export class RemoteQueue<Data = unknown, Result = unknown> {
   readonly #deps: RemoteQueueDeps;
 
   constructor(name: string, options: QueueOptions | undefined, deps: RemoteQueueDeps) {
-    this.name = checkQueueName(name);
-    if (options?.defaultJobOptions !== undefined) normalizeJobOptions(options.defaultJobOptions, undefined, Date.now());
-    this.defaultJobOptions = options?.defaultJobOptions;
+    ({ name: this.name, defaultJobOptions: this.defaultJobOptions } = checkQueueSetup(name, options));
     this.#deps = deps;
   }
 
@@ -187,11 +187,7 @@ export class RemoteQueue<Data = unknown, Result = unknown> {
   /** Adds many jobs in one request, written atomically by the server: all, or none. */
   async addBulk(jobs: ReadonlyArray<BulkJob<Data>>): Promise<Array<Job<Data, Result>>> {
     this.#deps.assertOpen();
-    if (!Array.isArray(jobs)) throw new ValidationError('INVALID_ARGUMENT', 'addBulk takes an array of { name, data, opts? }');
-    const prepared = jobs.map((j, i) => {
-      if (typeof j !== 'object' || j === null) throw new ValidationError('INVALID_ARGUMENT', `addBulk: item ${i} must be { name, data, opts? }`);
-      return this.#prepare(j.name, j.data, j.opts);
-    });
+    const prepared = prepareBulk(jobs, (name, data: Data, opts) => this.#prepare(name, data, opts));
     if (prepared.length === 0) return [];
     const answer = await this.#deps.http.request<{ jobs: Added[] }>(
       'POST',
@@ -304,6 +300,7 @@ export class RemoteQueue<Data = unknown, Result = unknown> {
       result: null,
       errors: [],
     };
-    return new Job<Data, Result>(record);
+    const job = new Job<Data, Result>(record);
+    return added.duplicate === true ? markDuplicate(job) : job;
   }
 }

@@ -55,7 +55,8 @@ const ADMIN_CHUNK = 1000;
 /** Jobs an add answered with because their `jobId` was live: nothing was written for them. */
 const duplicates = new WeakSet<Job<any, any>>();
 
-function markDuplicate<T extends Job<any, any>>(job: T): T {
+/** Marks a job an add answered with because its `jobId` was live (also used by the HTTP client). */
+export function markDuplicate<T extends Job<any, any>>(job: T): T {
   duplicates.add(job);
   return job;
 }
@@ -65,15 +66,29 @@ export function wasDuplicate(job: Job<any, any>): boolean {
   return duplicates.has(job);
 }
 
+/** A queue's name and default job options, checked: the same rules for Queue and the HTTP client's RemoteQueue. */
+export function checkQueueSetup(name: string, options: QueueOptions | undefined): { name: string; defaultJobOptions: JobOptions | undefined } {
+  const checked = checkQueueName(name);
+  if (options?.defaultJobOptions !== undefined) normalizeJobOptions(options.defaultJobOptions, undefined, Date.now());
+  return { name: checked, defaultJobOptions: options?.defaultJobOptions };
+}
+
+/** Prepares every item of an `addBulk` call, with the same messages wherever jobs are added. */
+export function prepareBulk<Data, T>(jobs: ReadonlyArray<BulkJob<Data>>, prepare: (name: string, data: Data, opts: JobOptions | undefined) => T, method = 'addBulk'): T[] {
+  if (!Array.isArray(jobs)) throw new ValidationError('INVALID_ARGUMENT', `${method} takes an array of { name, data, opts? }`);
+  return jobs.map((j, i) => {
+    if (typeof j !== 'object' || j === null) throw new ValidationError('INVALID_ARGUMENT', `${method}: item ${i} must be { name, data, opts? }`);
+    return prepare(j.name, j.data, j.opts);
+  });
+}
+
 export class Queue<Data = unknown, Result = unknown> {
   readonly name: string;
   readonly defaultJobOptions: JobOptions | undefined;
   readonly #deps: QueueDeps;
 
   constructor(name: string, options: QueueOptions | undefined, deps: QueueDeps) {
-    this.name = checkQueueName(name);
-    if (options?.defaultJobOptions !== undefined) normalizeJobOptions(options.defaultJobOptions, undefined, Date.now());
-    this.defaultJobOptions = options?.defaultJobOptions;
+    ({ name: this.name, defaultJobOptions: this.defaultJobOptions } = checkQueueSetup(name, options));
     this.#deps = deps;
   }
 
@@ -92,11 +107,7 @@ export class Queue<Data = unknown, Result = unknown> {
   /** Adds many jobs in one atomic write: all are stored, or none (on a store error). */
   async addBulk(jobs: ReadonlyArray<BulkJob<Data>>): Promise<Array<Job<Data, Result>>> {
     this.#deps.assertOpen();
-    if (!Array.isArray(jobs)) throw new ValidationError('INVALID_ARGUMENT', 'addBulk takes an array of { name, data, opts? }');
-    const prepared = jobs.map((j, i) => {
-      if (typeof j !== 'object' || j === null) throw new ValidationError('INVALID_ARGUMENT', `addBulk: item ${i} must be { name, data, opts? }`);
-      return this.#prepare(j.name, j.data, j.opts);
-    });
+    const prepared = prepareBulk(jobs, (name, data: Data, opts) => this.#prepare(name, data, opts));
     if (prepared.length === 0) return [];
     const results = await this.#deps.store.enqueueMany({ jobs: prepared, now: Date.now() });
     return this.#jobsFor(prepared, results);
@@ -119,13 +130,7 @@ export class Queue<Data = unknown, Result = unknown> {
 
   /** `addBulk` inside your own transaction: see `addInTransaction`. All jobs are written, or none. */
   async addBulkInTransaction(client: TransactionClient, jobs: ReadonlyArray<BulkJob<Data>>): Promise<Array<Job<Data, Result>>> {
-    return this.#addInTransaction('addBulkInTransaction', client, () => {
-      if (!Array.isArray(jobs)) throw new ValidationError('INVALID_ARGUMENT', 'addBulkInTransaction takes a client and an array of { name, data, opts? }');
-      return jobs.map((j, i) => {
-        if (typeof j !== 'object' || j === null) throw new ValidationError('INVALID_ARGUMENT', `addBulkInTransaction: item ${i} must be { name, data, opts? }`);
-        return this.#prepare(j.name, j.data, j.opts);
-      });
-    });
+    return this.#addInTransaction('addBulkInTransaction', client, () => prepareBulk(jobs, (name, data: Data, opts) => this.#prepare(name, data, opts), 'addBulkInTransaction'));
   }
 
   async #addInTransaction(method: string, client: TransactionClient, prepare: () => NewJob[]): Promise<Array<Job<Data, Result>>> {

@@ -103,7 +103,7 @@ export async function startServer(conveyor: Conveyor, options: ServerOptions = {
       { details: { host } },
     );
   }
-  const { app, context } = await buildServer(conveyor, { ...options, host });
+  const { app, context } = await buildServer(conveyor, { ...options, host }, keys);
   await app.listen({ host, port });
   const address = app.server.address();
   const actualPort = typeof address === 'object' && address !== null ? address.port : port;
@@ -119,10 +119,11 @@ export async function startServer(conveyor: Conveyor, options: ServerOptions = {
 }
 
 /** Builds the fastify app without listening (tests may use `app.inject`). */
-export async function buildServer(conveyor: Conveyor, options: ServerOptions = {}): Promise<{ app: FastifyInstance; context: ServerContext }> {
+export async function buildServer(conveyor: Conveyor, options: ServerOptions = {}, verifier?: KeyVerifier): Promise<{ app: FastifyInstance; context: ServerContext }> {
   const host = options.host ?? '127.0.0.1';
   const loopback = isLoopback(host);
-  const keys = new KeyVerifier(conveyor.store, options.keyCacheMs ?? 5000);
+  // startServer's verifier, which already read the keys to decide whether it may bind.
+  const keys = verifier ?? new KeyVerifier(conveyor.store, options.keyCacheMs ?? 5000);
   const leases = new LeaseService(conveyor.store, { maxPayloadBytes: conveyor.maxPayloadBytes, retention: conveyor.retentionHook });
   const feed = new EventFeed(conveyor.store);
   const metrics = new ServerMetrics(conveyor.store);

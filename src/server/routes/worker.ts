@@ -42,6 +42,20 @@ function items<T>(schema: T) {
   } as const;
 }
 
+const queuesSchema = { type: 'array', items: { type: 'string', minLength: 1, maxLength: 200 }, minItems: 1, maxItems: 100 } as const;
+
+/** Runs a long poll with a signal that aborts when the client's connection closes. */
+async function whileConnected<T>(request: FastifyRequest, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const aborter = new AbortController();
+  const onClose = () => aborter.abort();
+  request.raw.socket?.once('close', onClose);
+  try {
+    return await run(aborter.signal);
+  } finally {
+    request.raw.socket?.off('close', onClose);
+  }
+}
+
 export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const { leases } = ctx;
 
@@ -68,7 +82,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
         body: {
           type: 'object',
           properties: {
-            queues: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 200 }, minItems: 1, maxItems: 100 },
+            queues: queuesSchema,
             limit: { type: 'integer', minimum: 1, maximum: MAX_CLAIM_LIMIT },
             leaseMs: { type: 'integer', minimum: 1000, maximum: 86_400_000 },
             waitMs: { type: 'integer', minimum: 0, maximum: MAX_CLAIM_WAIT_MS },
@@ -81,28 +95,23 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
     },
     async (request) => {
       const b = request.body;
-      const aborter = new AbortController();
-      const onClose = () => aborter.abort();
-      request.raw.socket?.once('close', onClose);
-      try {
+      return whileConnected(request, async (signal) => {
         const { jobs, nextRunAt } = await leases.claimBatch({
           queues: b.queues,
           limit: b.limit ?? 1,
           leaseMs: b.leaseMs ?? DEFAULT_LEASE_MS,
           waitMs: b.waitMs ?? 0,
           workerId: b.workerId ?? `remote:${request.apiKey?.id ?? request.ip}`,
-          signal: aborter.signal,
+          signal,
         });
-        if (aborter.signal.aborted && jobs.length > 0) {
+        if (signal.aborted && jobs.length > 0) {
           // The client left while we waited: give the jobs back at once rather than after the lease.
           await leases.release(jobs.map((j) => ({ id: j.id, token: j.lease.token })));
           return { jobs: [], nextRunAt: null };
         }
         // nextRunAt: with fewer jobs than `limit`, when the next delayed job of these queues is due.
         return { jobs: jobs.map(claimedView), nextRunAt };
-      } finally {
-        request.raw.socket?.off('close', onClose);
-      }
+      });
     },
   );
 
@@ -121,7 +130,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
         body: {
           type: 'object',
           properties: {
-            queues: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 200 }, minItems: 1, maxItems: 100 },
+            queues: queuesSchema,
             waitMs: { type: 'integer', minimum: 0, maximum: MAX_WORK_WAIT_MS },
             cursor: { type: 'string', minLength: 1, maxLength: 100 },
           },
@@ -132,14 +141,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
     },
     async (request) => {
       const b = request.body;
-      const aborter = new AbortController();
-      const onClose = () => aborter.abort();
-      request.raw.socket?.once('close', onClose);
-      try {
-        return await leases.waitForWork({ queues: b.queues, waitMs: b.waitMs ?? 30_000, signal: aborter.signal, ...(b.cursor === undefined ? {} : { cursor: b.cursor }) });
-      } finally {
-        request.raw.socket?.off('close', onClose);
-      }
+      return whileConnected(request, (signal) => leases.waitForWork({ queues: b.queues, waitMs: b.waitMs ?? 30_000, signal, ...(b.cursor === undefined ? {} : { cursor: b.cursor }) }));
     },
   );
 
@@ -317,7 +319,7 @@ export function registerWorkerRoutes(app: FastifyInstance, ctx: ServerContext): 
             id: { type: 'string', minLength: 1, maxLength: 200, pattern: PRINTABLE },
             host: { type: 'string', minLength: 1, maxLength: 255, pattern: PRINTABLE },
             pid: { type: 'integer', minimum: 0, maximum: 2_147_483_647 },
-            queues: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 200 }, minItems: 1, maxItems: 100 },
+            queues: queuesSchema,
             concurrency: { type: 'integer', minimum: 1, maximum: 1_000_000 },
             active: { type: 'integer', minimum: 0, maximum: 1_000_000 },
             startedAt: { type: 'integer', minimum: 0, maximum: MAX_EPOCH_MS },
